@@ -1,0 +1,127 @@
+"""lockstock-db: migrate, seed, reset, and `up` (database + every app, for `task up`).
+
+With DATABASE_URL set, every command uses that server (the URL's role must be able to create schemas and
+roles). Without it, they use the embedded PostgreSQL kept under .data/ on port LOCKSTOCK_PG_PORT (54329).
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from servicekit.embedded import EmbeddedPostgres
+
+from lockstock_db import database
+
+DATA_DIR = Path(os.environ.get("LOCKSTOCK_DATA_DIR", ".data"))
+PG_PORT = int(os.environ.get("LOCKSTOCK_PG_PORT", "54329"))
+DATABASE_NAME = "lockstock"
+
+APP_URLS = {
+    "inventory": "http://127.0.0.1:8001",
+    "orders": "http://127.0.0.1:8002",
+    "payments": "http://127.0.0.1:8003",
+    "gateway": "http://127.0.0.1:8000/graphql",
+    "web shop": "http://127.0.0.1:8080",
+    "admin": "http://127.0.0.1:8081",
+}
+
+
+@contextmanager
+def admin_database(*, keep_running: bool = False) -> Iterator[str]:
+    """Yield a superuser URL of the lockstock database: DATABASE_URL's, or the embedded one's.
+
+    An embedded server this process started is stopped on exit (unless ``keep_running``); one that was
+    already running (another `task up`) is left alone.
+    """
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(DATA_DIR / "pg", PG_PORT)
+    was_running = server.is_running()
+    server_url = server.start()
+    try:
+        yield database.ensure_database(server_url, DATABASE_NAME)
+    finally:
+        if not was_running and not keep_running:
+            server.stop()
+
+
+def _app_environment(admin_url: str) -> dict[str, str]:
+    passwords = database.role_passwords(DATA_DIR / "role-passwords.json")
+    database.apply_role_passwords(admin_url, passwords)
+    env = dict(os.environ)
+    for service, url in database.service_database_urls(admin_url, passwords).items():
+        env.setdefault(f"{service.upper()}_DATABASE_URL", url)
+    env.setdefault("LOCKSTOCK_ADMIN_DATABASE_URL", admin_url)
+    env.setdefault("LOCKSTOCK_DATA_DIR", str(DATA_DIR.resolve()))
+    return env
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def up() -> int:
+    """Database, migrations, seed data, then every app under honcho until Ctrl-C (or SIGTERM)."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    with admin_database() as admin_url:
+        print(f"database   {admin_url}", flush=True)
+        database.migrate(admin_url)
+        database.seed(admin_url)
+        env = _app_environment(admin_url)
+        print("\nlockstock is starting; Ctrl-C stops everything.\n", flush=True)
+        for name, url in APP_URLS.items():
+            if _in_procfile(name.split()[0]):
+                print(f"  {name:<10} {url}", flush=True)
+        print(flush=True)
+        honcho = subprocess.Popen(["honcho", "start", "-f", "Procfile"], env=env)
+        try:
+            return honcho.wait()
+        except KeyboardInterrupt:
+            honcho.send_signal(signal.SIGINT)
+            honcho.wait()
+            print("\nlockstock stopped.", flush=True)
+            return 0
+
+
+def _in_procfile(name: str) -> bool:
+    procfile = Path("Procfile")
+    return procfile.exists() and any(
+        line.split(":", 1)[0].strip() == name for line in procfile.read_text().splitlines()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lockstock-db", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply every migration")
+    sub.add_parser("seed", help="insert the demo catalogue (safe to rerun)")
+    sub.add_parser("reset", help="drop all lockstock schemas, migrate and seed again")
+    sub.add_parser("up", help="start the database and every app (what `task up` runs)")
+    sub.add_parser("url", help="print the superuser URL of the lockstock database")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        return up()
+    with admin_database() as admin_url:
+        if args.command == "migrate":
+            database.migrate(admin_url)
+        elif args.command == "seed":
+            database.seed(admin_url)
+        elif args.command == "reset":
+            database.reset(admin_url)
+            database.migrate(admin_url)
+            database.seed(admin_url)
+        elif args.command == "url":
+            print(admin_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""create_service_app: the frame every lockstock REST service shares."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from servicekit.db import create_engine
+from servicekit.errors import install_error_handlers
+from servicekit.health import router as health_router
+from servicekit.logging import configure_logging
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.settings import DatabaseSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    settings: DatabaseSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan | None = None,
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with the kit's engine, session, errors, logs, request ids and health routes.
+
+    ``lifespan`` runs inside the kit's own, after the engine exists (``app.state.engine``).
+    """
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def kit_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=kit_lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,166 @@
+"""Domain errors and the one place they become RFC 9457 problem+json responses."""
+
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+log = structlog.get_logger()
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Unauthenticated"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_error", "Invalid request"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Internal error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+class Problem(BaseModel):
+    """The problem+json body, documented in every service's OpenAPI."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+
+
+class AppError(Exception):
+    """Base of every expected failure. Subclasses declare status, code and title once.
+
+    ``final`` marks a refusal that is a decided answer (e.g. insufficient stock): an idempotent request that
+    ends in it stores and replays it. Errors that are not final leave the key free for a retry.
+    """
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+    final: ClassVar[bool] = False
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+        self.headers = headers or {}
+
+
+class Unavailable(AppError):
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+def current_request_id() -> str | None:
+    rid = structlog.contextvars.get_contextvars().get("request_id")
+    return str(rid) if rid is not None else None
+
+
+def problem_body(status: int, code: str, title: str, detail: str, /, **extra: Any) -> dict[str, Any]:
+    return {
+        **extra,
+        "type": f"urn:lockstock:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None, /, **extra: Any
+) -> JSONResponse:
+    """Extra members may not reuse the standard ones (type, title, status, detail, code, request_id)."""
+    return JSONResponse(
+        problem_body(status, code, title, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def app_error_response(exc: AppError) -> JSONResponse:
+    return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.headers, **exc.extra)
+
+
+def _describe_validation_error(err: dict[str, Any]) -> dict[str, Any]:
+    # The offending input is not echoed back: it may be huge or hostile.
+    loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+    return {"field": ".".join(loc) or None, "message": err.get("msg", "invalid"), "type": err.get("type")}
+
+
+async def _on_app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    log.info("request_refused", code=exc.code, status=exc.status, detail=exc.detail)
+    return app_error_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return problem_response(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+    described = [_describe_validation_error(dict(e)) for e in errors]
+    first = described[0] if described else {"field": None, "message": "invalid"}
+    where = f" at '{first['field']}'" if first["field"] else ""
+    return problem_response(
+        422,
+        "validation_error",
+        "Invalid request",
+        f"{first['message']}{where}.",
+        errors=described,
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code, title = _STATUS_CODES.get(exc.status_code, ("error", "Error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(exc.status_code, code, title, detail, dict(exc.headers or {}))
+
+
+async def _on_db_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # 55P03 lock_not_available and 57014 query_canceled come from lock_timeout and statement_timeout:
+    # the database is busy, not broken, and the client may retry.
+    if sqlstate in {"55P03", "57014", "40001", "40P01"}:
+        log.warning("database_busy", sqlstate=sqlstate)
+        return problem_response(
+            503, "busy", "Busy", "The database is busy; retry shortly.", {"Retry-After": "1"}
+        )
+    log.exception("database_error", sqlstate=sqlstate)
+    return problem_response(500, "internal_error", "Internal error", "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _on_app_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DBAPIError, _on_db_error)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}, "description": title}
+    for status, (_, title) in _STATUS_CODES.items()
+    if status in {400, 404, 409, 415, 422, 503}
+}

@@ -1,0 +1,85 @@
+"""Plain ASGI middleware (it sits on every request's hot path, so no BaseHTTPMiddleware)."""
+
+import json
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servicekit.errors import problem_body
+
+log = structlog.get_logger()
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A caller's request id is trusted only if it looks like one: it ends up in every log line.
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _incoming_request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Takes or makes the request id, binds it to every log line, echoes it, logs one line per request,
+    and turns any unhandled exception into a masked problem+json 500 (never a stack trace)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            log.exception("request_failed", method=scope["method"], path=scope["path"])
+            if not response_started:
+                await _send_internal_error(send_with_request_id)
+        finally:
+            log.info(
+                "request_finished",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.clear_contextvars()
+
+
+async def _send_internal_error(send: Send) -> None:
+    body = json.dumps(
+        problem_body(500, "internal_error", "Internal error", "An unexpected error occurred.")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

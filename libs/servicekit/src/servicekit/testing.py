@@ -1,0 +1,95 @@
+"""pytest plugin (loaded with ``-p servicekit.testing``): a real PostgreSQL per test run, and live servers.
+
+- ``postgres_admin_url``: a superuser URL to a throwaway embedded PostgreSQL, or to ``TEST_DATABASE_URL``'s
+  server when that is set. Either way each run works in a database of its own, dropped at the end.
+- ``LiveServer``: an ASGI app served by uvicorn on a free loopback port in a background thread, so tests talk
+  real HTTP to it and concurrent requests are really concurrent.
+"""
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from servicekit.db import plain_url, with_database
+from servicekit.embedded import EmbeddedPostgres, free_port
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """Superuser URL of the server the run uses (its ``postgres`` database)."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield plain_url(external)
+        return
+    # A short path: PostgreSQL's socket path must fit in 107 bytes.
+    data_dir = Path(tempfile.mkdtemp(prefix="lspg-"))
+    server = EmbeddedPostgres(data_dir, free_port(), durable=False)
+    try:
+        yield server.start()
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_server_url: str) -> Iterator[str]:
+    """Superuser URL of a fresh database for this run, dropped afterwards."""
+    name = f"lockstock_test_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(postgres_server_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(postgres_server_url, name)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class LiveServer:
+    """Serve ``app`` on 127.0.0.1 at a free port in a daemon thread (with its own event loop)."""
+
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
+                                access_log=False, timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"live-{self.port}")
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {port}")

@@ -1,0 +1,58 @@
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+from servicekit.validation import MAX_ID
+
+MAX_PRICE_CENTS = 100_000_000_00  # a hundred million in the currency's unit
+MAX_STOCK = 1_000_000_000
+
+ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PriceCents = Annotated[StrictInt, Field(ge=0, le=MAX_PRICE_CENTS)]
+StockQty = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+
+
+class ProductRead(BaseModel):
+    id: int
+    name: str
+    price_cents: int
+    stock_qty: int
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProductName
+    price_cents: PriceCents
+    stock_qty: StockQty = 0
+
+
+class ProductUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProductName | None = None
+    price_cents: PriceCents | None = None
+
+    @model_validator(mode="after")
+    def at_least_one_field(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of name, price_cents")
+        for field in self.model_fields_set:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class StockChange(BaseModel):
+    """Either set the stock (``stock_qty``) or adjust it (``delta``), never both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stock_qty: StockQty | None = None
+    delta: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> Self:
+        if (self.stock_qty is None) == (self.delta is None):
+            raise ValueError("send exactly one of stock_qty (to set) or delta (to adjust)")
+        return self
