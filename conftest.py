@@ -71,3 +71,41 @@ def make_product(db: asyncpg.Connection) -> MakeProduct:
         return product_id
 
     return make
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright, headless. Skips, saying why, where there is no Chromium;
+    on CI (CI=true) a missing Chromium fails instead, so browser tests can never silently not run."""
+    import os
+    import shutil
+
+    path = os.environ.get("CHROMIUM_PATH") or (CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"))
+    if not path:
+        message = "no Chromium found (apt-get install chromium, or set CHROMIUM_PATH): browser tests skipped"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=path,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
