@@ -13,6 +13,8 @@ from inventory.settings import InventorySettings
 from lockstock_db import database
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
+from payments.app import create_app as create_payments_app
+from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.testing import LiveServer
 
@@ -38,8 +40,17 @@ def inventory_url(service_database_urls: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def orders_url(service_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = OrdersSettings(database_url=service_database_urls["orders"], db_pool_size=20)
+def payments_url(service_database_urls: dict[str, str]) -> Iterator[str]:
+    settings = PaymentsSettings(database_url=service_database_urls["payments"])
+    with LiveServer(create_payments_app(settings)) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def orders_url(service_database_urls: dict[str, str], payments_url: str) -> Iterator[str]:
+    settings = OrdersSettings(
+        database_url=service_database_urls["orders"], db_pool_size=20, payments_url=payments_url
+    )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
 
