@@ -135,6 +135,9 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, title = _STATUS_CODES.get(exc.status_code, ("error", "Error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body it cannot even decode (e.g. not UTF-8).
+        return problem_response(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
     return problem_response(exc.status_code, code, title, detail, dict(exc.headers or {}))
 
 

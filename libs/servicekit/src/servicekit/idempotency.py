@@ -123,7 +123,7 @@ class IdempotencyStore:
                            SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
                                response_status = NULL, response_content_type = NULL, response_body = NULL,
                                created_at = now(), locked_at = now()
-                         WHERE k.created_at < now() - :ttl
+                         WHERE k.created_at < now() - CAST(:ttl AS interval)
                         RETURNING key
                         """
                     ),
@@ -136,7 +136,7 @@ class IdempotencyStore:
                         text(
                             f"""
                             SELECT fingerprint, state, response_status, response_content_type, response_body,
-                                   locked_at < now() - :lease AS stale
+                                   locked_at < now() - CAST(:lease AS interval) AS stale
                               FROM {self._table} WHERE key = :key
                             """
                         ),
@@ -156,7 +156,7 @@ class IdempotencyStore:
                         text(
                             f"""
                             UPDATE {self._table} SET locked_at = now()
-                             WHERE key = :key AND state = 'in_flight' AND locked_at < now() - :lease
+                             WHERE key = :key AND state = 'in_flight' AND locked_at < now() - CAST(:lease AS interval)
                             RETURNING key
                             """
                         ),
@@ -202,7 +202,7 @@ class IdempotencyStore:
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             result = await conn.execute(
-                text(f"DELETE FROM {self._table} WHERE created_at < now() - :ttl AND state = 'done'"),
+                text(f"DELETE FROM {self._table} WHERE created_at < now() - CAST(:ttl AS interval) AND state = 'done'"),
                 {"ttl": self._ttl},
             )
             return int(result.rowcount or 0)
