@@ -120,3 +120,16 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def web_url(gateway_url: str) -> Iterator[str]:
+    """The web shop, served live and pointed at the live gateway."""
+    from web.app import create_app as create_web_app
+    from web.settings import WebSettings
+
+    base = gateway_url.rstrip("/")
+    graphql_url = base if base.endswith("/graphql") else f"{base}/graphql"
+    settings = WebSettings(gateway_url=graphql_url, secret_key="test-web-secret")
+    with LiveServer(create_web_app(settings)) as server:
+        yield server.url

@@ -1,0 +1,212 @@
+"""create_app(): the web shop. Server-rendered pages over the gateway's GraphQL API; no JavaScript needed."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from asgi_csrf import asgi_csrf
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from servicekit.logging import configure_logging
+from servicekit.middleware import RequestContextMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from web.cart import Signer, format_price, stock_label
+from web.gateway import GatewayClient, GatewayError
+from web.routes import CSRF_PROTECTED_PATHS, router
+from web.settings import WebSettings, resolve_secret_key
+
+log = structlog.get_logger()
+
+HERE = Path(__file__).parent
+# Autoescaping on for every template, whatever its file name.
+templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
+templates.env.filters["price"] = format_price
+templates.env.filters["stock_label"] = stock_label
+
+_ERROR_TITLES = {
+    400: "That request did not make sense",
+    403: "That form could not be accepted",
+    404: "Page not found",
+    405: "That is not something this page can do",
+    413: "That request is too large",
+    422: "Please check what you entered",
+    500: "Something went wrong on our side",
+}
+
+
+def _request_id(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+def render_error(
+    request: Request, status: int, message: str, title: str | None = None, **extra: Any
+) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "title": title or _ERROR_TITLES.get(status, "Something went wrong"),
+            "message": message,
+            "status": status,
+            "request_id": _request_id(request.scope),
+            **extra,
+        },
+        status_code=status,
+    )
+
+
+def _plain_error_page(status: int, title: str, message: str, request_id: str) -> bytes:
+    """For failures outside the app (CSRF, crashes): rendered without a Request object."""
+    template = templates.get_template("error.html")
+    return template.render(
+        title=title, message=message, status=status, request_id=request_id, csrf_token=None, cart_count=0
+    ).encode()
+
+
+async def _send_html(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class HtmlErrorPageMiddleware:
+    """A crash becomes a friendly HTML 500 page with the request id (never a stack trace); it sits inside the
+    kit's RequestContextMiddleware, which logs the request and its id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("request_failed", method=scope.get("method"), path=scope.get("path"))
+            if not started:
+                body = _plain_error_page(
+                    500, _ERROR_TITLES[500], "Please try again in a moment.", _request_id(scope)
+                )
+                await _send_html(send, 500, body)
+
+
+class CsrfMiddleware:
+    """asgi-csrf (a signed double-submit token: cookie + hidden form field, via itsdangerous) as a Starlette
+    middleware class. Every shop POST path is always protected, even for a browser without cookies."""
+
+    def __init__(self, app: ASGIApp, *, secret_key: str, cookie_secure: bool) -> None:
+        async def refuse(scope: Scope, send: Send, message_id: object) -> None:
+            log.info("csrf_refused", reason=str(message_id))
+            body = _plain_error_page(
+                403,
+                _ERROR_TITLES[403],
+                "This form has expired or did not come from this shop. "
+                "Go back, reload the page and try again.",
+                _request_id(scope),
+            )
+            await _send_html(send, 403, body)
+
+        self._wrapped = asgi_csrf(
+            app,
+            signing_secret=secret_key,
+            signing_namespace="lockstock.web.csrf",
+            always_protect=CSRF_PROTECTED_PATHS,
+            cookie_secure=cookie_secure,
+            cookie_samesite="Lax",
+            send_csrf_failed=refuse,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._wrapped(scope, receive, send)
+        except UnicodeDecodeError:
+            # asgi-csrf decodes url-encoded bodies as UTF-8 before anything else can look at them.
+            await _send_html(
+                send,
+                400,
+                _plain_error_page(
+                    400, _ERROR_TITLES[400], "The form was not valid text.", _request_id(scope)
+                ),
+            )
+
+
+async def _on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    response = render_error(
+        request,
+        exc.status,
+        "We could not reach our store just now. Your cart is safe; please try again in a moment.",
+        title=exc.title,
+    )
+    if exc.status == 503:
+        response.headers["Retry-After"] = str(exc.retry_after or 5)
+    return response
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
+    if exc.status_code == 404:
+        message = "We could not find that page. It may have moved, or the link may be wrong."
+    return render_error(request, exc.status_code, message or "That request could not be handled.")
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    return render_error(request, 422, "Some of what was sent is not valid.")
+
+
+def create_app(settings: WebSettings | None = None) -> FastAPI:
+    settings = settings or WebSettings()
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    secret_key = resolve_secret_key(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s)
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+            app.state.gateway = GatewayClient(http, settings.gateway_url)
+            yield
+
+    app = FastAPI(
+        title="lockstock web shop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.settings = settings
+    app.state.signer = Signer(secret_key)
+    app.state.templates = templates
+    app.add_exception_handler(GatewayError, _on_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+    # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
+    app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
+    app.add_middleware(HtmlErrorPageMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,243 @@
+"""A small typed client of the gateway's GraphQL API: the only thing the shop talks to.
+
+One shared ``httpx.AsyncClient`` (made in the app's lifespan) carries every call, with the caller's request id
+forwarded as X-Request-ID. Domain outcomes come back in payload ``errors``; everything else (the gateway
+unreachable, slow, answering 5xx, or with top-level GraphQL errors) becomes a GatewayError subclass.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+log = structlog.get_logger()
+
+
+class GatewayError(Exception):
+    """The gateway could not give an answer. ``status`` is what the shop answers the browser with."""
+
+    status = 502
+    title = "Something went wrong on our side"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+class GatewayUnavailableError(GatewayError):
+    status = 503
+    title = "The shop is temporarily unavailable"
+
+
+class GatewayTimeoutError(GatewayError):
+    status = 504
+    title = "The shop is taking too long to answer"
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    name: str
+    price_cents: int
+    stock_qty: int
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    products: list[Product]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@dataclass(frozen=True)
+class UserError:
+    code: str
+    message: str
+    field: str | None = None
+    product_id: str | None = None
+    requested: int | None = None
+    available: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product: Product
+    qty: int
+    price_cents: int
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.qty * self.price_cents
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    status: str
+    total_cents: int
+    items: list[OrderLine]
+
+
+@dataclass(frozen=True)
+class PlaceOrderResult:
+    order: Order | None
+    errors: list[UserError]
+
+
+_PRODUCT_FIELDS = "id name priceCents stockQty"
+_ORDER_FIELDS = f"id status totalCents items {{ qty priceCents product {{ {_PRODUCT_FIELDS} }} }}"
+_USER_ERROR_FIELDS = "code field message productId requested available"
+
+PRODUCTS_QUERY = f"""
+query Products($first: Int!, $after: String) {{
+  products(first: $first, after: $after) {{
+    nodes {{ {_PRODUCT_FIELDS} }} pageInfo {{ endCursor hasNextPage }}
+  }}
+}}"""
+PRODUCT_QUERY = f"query Product($id: ID!) {{ product(id: $id) {{ {_PRODUCT_FIELDS} }} }}"
+ORDER_QUERY = f"query Order($id: ID!) {{ order(id: $id) {{ {_ORDER_FIELDS} }} }}"
+PLACE_ORDER_MUTATION = f"""
+mutation PlaceOrder($input: PlaceOrderInput!) {{
+  placeOrder(input: $input) {{ order {{ {_ORDER_FIELDS} }} errors {{ {_USER_ERROR_FIELDS} }} }}
+}}"""
+# Cart pages read several products at once with aliases, a few per request to stay under the gateway's
+# alias limit.
+PRODUCTS_BY_ID_CHUNK = 10
+
+
+def _product(data: dict[str, Any]) -> Product:
+    return Product(
+        id=str(data["id"]),
+        name=str(data["name"]),
+        price_cents=int(data["priceCents"]),
+        stock_qty=int(data["stockQty"]),
+    )
+
+
+def _order(data: dict[str, Any]) -> Order:
+    return Order(
+        id=str(data["id"]),
+        status=str(data["status"]),
+        total_cents=int(data["totalCents"]),
+        items=[
+            OrderLine(
+                product=_product(item["product"]), qty=int(item["qty"]), price_cents=int(item["priceCents"])
+            )
+            for item in data["items"]
+        ],
+    )
+
+
+def _user_error(data: dict[str, Any]) -> UserError:
+    return UserError(
+        code=str(data["code"]),
+        message=str(data.get("message") or ""),
+        field=data.get("field"),
+        product_id=None if data.get("productId") is None else str(data["productId"]),
+        requested=data.get("requested"),
+        available=data.get("available"),
+    )
+
+
+class GatewayClient:
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self._http = http
+        self._url = url
+
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None = None, *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """The ``data`` of a GraphQL response; raises GatewayError for anything that is not one."""
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        try:
+            response = await self._http.post(
+                self._url, json={"query": query, "variables": variables or {}}, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            log.warning("gateway_timeout", error=type(exc).__name__)
+            raise GatewayTimeoutError("The gateway did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            log.warning("gateway_unreachable", error=type(exc).__name__)
+            raise GatewayUnavailableError("The gateway cannot be reached.") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            log.warning("gateway_bad_response", status=response.status_code)
+            if response.status_code in {502, 503, 504}:
+                raise GatewayUnavailableError(f"The gateway answered {response.status_code}.")
+            raise GatewayError(f"The gateway answered {response.status_code} without a GraphQL body.")
+        errors = body.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors[0], dict) else {}
+            extensions = first.get("extensions") or {}
+            code = extensions.get("code")
+            log.warning("gateway_graphql_error", code=code, message=first.get("message"))
+            if code == "RATE_LIMITED":
+                retry = extensions.get("retryAfter")
+                raise GatewayUnavailableError(
+                    "Too many requests right now.", code=code, retry_after=int(retry) if retry else None
+                )
+            if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE"}:
+                raise GatewayUnavailableError(str(first.get("message") or "Unavailable"), code=code)
+            raise GatewayError(str(first.get("message") or "GraphQL error"), code=code)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise GatewayError("The gateway answered without data.")
+        return data
+
+    async def products(self, first: int, after: str | None, *, request_id: str | None = None) -> ProductPage:
+        data = await self.execute(PRODUCTS_QUERY, {"first": first, "after": after}, request_id=request_id)
+        connection = data["products"]
+        return ProductPage(
+            products=[_product(node) for node in connection["nodes"]],
+            end_cursor=connection["pageInfo"]["endCursor"],
+            has_next_page=bool(connection["pageInfo"]["hasNextPage"]),
+        )
+
+    async def product(self, product_id: str, *, request_id: str | None = None) -> Product | None:
+        data = await self.execute(PRODUCT_QUERY, {"id": product_id}, request_id=request_id)
+        return None if data["product"] is None else _product(data["product"])
+
+    async def products_by_id(
+        self, product_ids: list[str], *, request_id: str | None = None
+    ) -> dict[str, Product]:
+        """The products that exist among ``product_ids`` (missing ones are simply absent)."""
+        found: dict[str, Product] = {}
+        for start in range(0, len(product_ids), PRODUCTS_BY_ID_CHUNK):
+            chunk = product_ids[start : start + PRODUCTS_BY_ID_CHUNK]
+            params = ", ".join(f"$id{i}: ID!" for i in range(len(chunk)))
+            fields = " ".join(f"p{i}: product(id: $id{i}) {{ {_PRODUCT_FIELDS} }}" for i in range(len(chunk)))
+            variables = {f"id{i}": pid for i, pid in enumerate(chunk)}
+            data = await self.execute(
+                f"query Cart({params}) {{ {fields} }}", variables, request_id=request_id
+            )
+            for i in range(len(chunk)):
+                node = data.get(f"p{i}")
+                if node is not None:
+                    product = _product(node)
+                    found[product.id] = product
+        return found
+
+    async def order(self, order_id: str, *, request_id: str | None = None) -> Order | None:
+        data = await self.execute(ORDER_QUERY, {"id": order_id}, request_id=request_id)
+        return None if data["order"] is None else _order(data["order"])
+
+    async def place_order(
+        self, lines: list[tuple[str, int]], idempotency_key: str, *, request_id: str | None = None
+    ) -> PlaceOrderResult:
+        variables = {
+            "input": {
+                "items": [{"productId": pid, "qty": qty} for pid, qty in lines],
+                "idempotencyKey": idempotency_key,
+            }
+        }
+        data = await self.execute(PLACE_ORDER_MUTATION, variables, request_id=request_id)
+        payload = data["placeOrder"]
+        return PlaceOrderResult(
+            order=None if payload.get("order") is None else _order(payload["order"]),
+            errors=[_user_error(e) for e in payload.get("errors") or []],
+        )
