@@ -1,0 +1,104 @@
+"""create_app: the admin UI, a server-rendered client of the gateway's GraphQL API."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from servicekit.logging import configure_logging
+from servicekit.middleware import RequestContextMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+
+from admin.gateway import ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
+from admin.routes import render, router
+from admin.session import CsrfError, NotSignedInError, flash, sign_out
+from admin.settings import AdminSettings, resolve_secret_key
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "lockstock_admin"
+
+
+def create_app(settings: AdminSettings | None = None) -> FastAPI:
+    settings = settings or AdminSettings()
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.gateway_timeout_s, connect=min(3.0, settings.gateway_timeout_s))
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+            app.state.gateway = GatewayClient(http, settings.gateway_url)
+            yield
+
+    app = FastAPI(title="lockstock admin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.secret_key = resolve_secret_key(settings)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def to_sign_in(request: Request) -> RedirectResponse:
+        target = request.url.path if request.method == "GET" else "/"
+        if request.method == "GET" and request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(NotSignedInError)
+    async def not_signed_in(request: Request, exc: NotSignedInError) -> Response:
+        return to_sign_in(request)
+
+    @app.exception_handler(UnauthenticatedError)
+    async def token_refused(request: Request, exc: UnauthenticatedError) -> Response:
+        sign_out(request)
+        flash(request, "Your session has ended. Please sign in again.", "error")
+        return to_sign_in(request)
+
+    @app.exception_handler(ForbiddenError)
+    async def not_an_admin(request: Request, exc: ForbiddenError) -> Response:
+        sign_out(request)
+        flash(request, "That account is not an administrator.", "error")
+        return to_sign_in(request)
+
+    @app.exception_handler(CsrfError)
+    async def csrf_refused(request: Request, exc: CsrfError) -> HTMLResponse:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Form expired",
+                "message": "This form was not accepted: it is too old or did not come from this site. "
+                "Nothing was changed. Go back, reload the page and try again.",
+            },
+            status_code=403,
+        )
+
+    @app.exception_handler(GatewayError)
+    async def gateway_down(request: Request, exc: GatewayError) -> HTMLResponse:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "The shop's back office is not answering",
+                "message": "The request could not be completed. Please try again in a moment.",
+            },
+            status_code=503,
+        )
+
+    # Added last = outermost: request ids wrap the session. The cookie is Secure, HttpOnly, SameSite=Strict.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=app.state.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_s,
+        same_site="strict",
+        https_only=settings.cookie_secure,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,70 @@
+"""Money and form fields: what an admin types, turned into exact integers or a message for the field."""
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+# The inventory service's limits (inventory.schemas); checked here so the message shows next to the field.
+MAX_PRICE_CENTS = 100_000_000_00
+MAX_STOCK = 1_000_000_000
+MAX_NAME_LENGTH = 200
+# ASCII digits only (str.isdigit and int() also accept "¹", "١" and "1_000"); long enough for any limit here.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,24}")
+
+
+@dataclass(frozen=True)
+class FieldError(Exception):
+    message: str
+
+
+def format_cents(cents: int) -> str:
+    """12345 -> "123.45"; 1234567 -> "12,345.67" (integer arithmetic, never floats)."""
+    sign = "-" if cents < 0 else ""
+    units, rest = divmod(abs(cents), 100)
+    return f"{sign}{units:,}.{rest:02d}"
+
+
+def parse_price(raw: str) -> int:
+    """ "12.50" -> 1250 cents exactly (Decimal). Accepts "12", "12.5", "1,234.50"; refuses the rest."""
+    text = raw.strip().replace(",", "")
+    if not text:
+        raise FieldError("Enter a price.")
+    if len(text) > 32:
+        raise FieldError("Enter a price like 12.50.")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise FieldError("Enter a price like 12.50.") from None
+    if not amount.is_finite():
+        raise FieldError("Enter a price like 12.50.")
+    if amount < 0:
+        raise FieldError("The price cannot be negative.")
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise FieldError("Use at most two decimal places.")
+    if cents > MAX_PRICE_CENTS:
+        raise FieldError(f"The price can be at most {format_cents(MAX_PRICE_CENTS)}.")
+    return int(cents)
+
+
+def parse_int(raw: str, *, minimum: int, maximum: int, what: str = "a whole number") -> int:
+    text = raw.strip().replace(",", "")
+    if not text:
+        raise FieldError(f"Enter {what}.")
+    if not _INTEGER.fullmatch(text):
+        raise FieldError(f"Enter {what}, like 12.")
+    value = int(text)
+    if value < minimum:
+        raise FieldError(f"Must be at least {minimum:,}.")
+    if value > maximum:
+        raise FieldError(f"Must be at most {maximum:,}.")
+    return value
+
+
+def parse_name(raw: str) -> str:
+    name = raw.strip()
+    if not name:
+        raise FieldError("Enter a name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise FieldError(f"Use at most {MAX_NAME_LENGTH} characters.")
+    return name
