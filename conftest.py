@@ -133,3 +133,17 @@ def web_url(gateway_url: str) -> Iterator[str]:
     settings = WebSettings(gateway_url=graphql_url, secret_key="test-web-secret")
     with LiveServer(create_web_app(settings)) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def admin_ui_url(gateway_url: str) -> Iterator[str]:
+    """The admin UI, served live and pointed at the live gateway (its cookie Secure, as in production:
+    Chromium sends Secure cookies to http://127.0.0.1)."""
+    from admin.app import create_app as create_admin_app
+    from admin.settings import AdminSettings
+
+    base = gateway_url.rstrip("/")
+    graphql_url = base if base.endswith("/graphql") else f"{base}/graphql"
+    settings = AdminSettings(gateway_url=graphql_url, secret_key="test-admin-secret", cookie_secure=True)
+    with LiveServer(create_admin_app(settings)) as server:
+        yield server.url
