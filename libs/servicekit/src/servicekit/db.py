@@ -55,8 +55,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session and one transaction per request: committed if the route returns, rolled back if it raises.
 
-    Services flush, never commit; this is the one place a request's work is committed. FastAPI runs the code
-    after ``yield`` before the response is sent, so a failed commit still becomes an error response.
+    Services flush, never commit; this is the one place a request's work is committed. ``SessionDep`` uses
+    ``scope="function"`` so the commit runs when the route returns, *before* the response is sent: with the
+    default request scope FastAPI would send 200 first and commit afterwards, so a failed commit would still
+    look like a success (``test_a_failed_commit_is_an_error_response_never_a_success``).
     """
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session, session.begin():
@@ -68,5 +70,5 @@ def get_engine(request: Request) -> AsyncEngine:
     return engine
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

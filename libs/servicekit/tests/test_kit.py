@@ -1,0 +1,117 @@
+"""The kit's promises to every app: request ids, masked 500s, problem+json, and commit before response."""
+
+import json
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from servicekit.app import create_service_app
+from servicekit.db import SessionDep
+from servicekit.settings import DatabaseSettings
+from servicekit.testing import LiveServer
+
+router = APIRouter()
+
+
+@router.get("/boom")
+async def boom() -> dict[str, str]:
+    raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.post("/deferred-violation")
+async def deferred_violation(session: SessionDep) -> dict[str, str]:
+    # The row is fine now; the deferred constraint fails only at COMMIT.
+    await session.execute(text("INSERT INTO public.kit_deferred (v) VALUES (1), (1)"))
+    return {"status": "written"}
+
+
+@router.post("/write")
+async def write(session: SessionDep) -> dict[str, str]:
+    await session.execute(text("INSERT INTO public.kit_deferred (v) VALUES (42)"))
+    return {"status": "written"}
+
+
+@pytest.fixture(scope="module")
+def kit_url(migrated_admin_url):
+    import asyncio
+
+    import asyncpg
+
+    from servicekit.db import plain_url
+
+    async def prepare() -> None:
+        conn = await asyncpg.connect(plain_url(migrated_admin_url))
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS public.kit_deferred (
+                v int, CONSTRAINT kit_unique UNIQUE (v) DEFERRABLE INITIALLY DEFERRED)
+            """
+        )
+        await conn.close()
+
+    asyncio.run(prepare())
+    app = create_service_app(DatabaseSettings(database_url=migrated_admin_url, service_name="kit"), title="kit",
+                             routers=[router])
+    with LiveServer(app) as server:
+        yield server.url
+
+
+async def test_a_request_id_is_generated_and_echoed(kit_url):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        response = await client.get("/healthz")
+    assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_a_callers_request_id_is_kept_and_a_hostile_one_replaced(kit_url):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        kept = await client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
+        replaced = await client.get("/healthz", headers={"X-Request-ID": "x" * 500})
+        injected = await client.get("/healthz", headers={"X-Request-ID": 'a"}{"level":"fake'})
+    assert kept.headers["x-request-id"] == "trace-abc.123"
+    assert replaced.headers["x-request-id"] != "x" * 500
+    assert len(injected.headers["x-request-id"]) == 32
+
+
+async def test_an_unexpected_error_is_a_masked_problem_with_the_request_id(kit_url):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "internal_error"
+    assert body["request_id"] == "req-500"
+    assert response.headers["x-request-id"] == "req-500"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_a_failed_commit_is_an_error_response_never_a_success(kit_url, db):
+    """The session dependency commits before the response is sent; a commit that fails cannot say 200."""
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        response = await client.post("/deferred-violation")
+    assert response.status_code >= 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await db.fetchval("SELECT count(*) FROM public.kit_deferred WHERE v = 1") == 0
+
+
+async def test_a_successful_write_is_committed_when_the_response_arrives(kit_url, db):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        response = await client.post("/write")
+    assert response.status_code == 200
+    assert await db.fetchval("SELECT count(*) FROM public.kit_deferred WHERE v = 42") == 1
+
+
+async def test_readiness_reports_the_database(kit_url):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+def test_every_log_line_is_json_with_the_request_id(kit_url, capfd):
+    httpx.get(f"{kit_url}/healthz", headers={"X-Request-ID": "log-check-1"})
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    finished = [line for line in lines if line.get("event") == "request_finished" and line.get("request_id") == "log-check-1"]
+    assert finished
+    assert finished[0]["service"] == "kit"
+    assert finished[0]["status"] == 200
