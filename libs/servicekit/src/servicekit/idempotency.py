@@ -11,6 +11,7 @@ Each service keeps its own table of this shape (see the migrations):
   response_content_type text, response_body bytea, created_at timestamptz, locked_at timestamptz
 """
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 from fastapi import Request
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
@@ -30,6 +32,12 @@ log = structlog.get_logger()
 
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+IDEMPOTENT_REPLAYS = Counter(
+    "lockstock_idempotent_replays",
+    "Requests answered with the stored response of an earlier request with the same Idempotency-Key.",
+    ["table"],
+)
 
 
 class IdempotencyKeyInvalid(AppError):
@@ -171,6 +179,10 @@ class IdempotencyStore:
                 )
         raise IdempotencyKeyInUse("The Idempotency-Key is contended; retry shortly.", headers={"Retry-After": "1"})
 
+    @property
+    def table(self) -> str:
+        return self._table
+
     async def complete(self, key: str, response: Response) -> None:
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -223,6 +235,7 @@ async def run_idempotently(
         return await handler(None)
     outcome = await store.claim(key, fingerprint(request.method, request.url.path, payload))
     if isinstance(outcome, StoredResponse):
+        IDEMPOTENT_REPLAYS.labels(store.table).inc()
         log.info("idempotent_replay", key=key, status=outcome.status)
         return outcome.replay()
     try:
@@ -237,3 +250,15 @@ async def run_idempotently(
         raise
     await store.complete(key, response)
     return response
+
+
+async def prune_periodically(store: IdempotencyStore, every_s: float) -> None:
+    """Prune expired keys every ``every_s`` seconds, for as long as the app runs (start it as a task)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            pruned = await store.prune()
+            if pruned:
+                log.info("idempotency_keys_pruned", count=pruned)
+        except Exception:  # a failed prune is retried next period; it must not kill the loop
+            log.exception("idempotency_prune_failed")

@@ -1,15 +1,29 @@
-"""JSON logs, one event per line, each carrying the service name and the request id."""
+"""JSON logs, one event per line, each carrying the service name, the request id and (when tracing is on)
+the trace and span ids of the current OpenTelemetry span."""
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+from opentelemetry import trace
+
+
+def add_trace_ids(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """trace_id and span_id, hex as Jaeger and Grafana show them, when a span is recording."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
 
 
 def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, sqlalchemy) through one JSON renderer."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         lambda _logger, _name, event: {**event, "service": service},

@@ -52,7 +52,9 @@ PLACE_ORDER = text(
     ),
     verdict AS MATERIALIZED (
         SELECT bool_and(available IS NOT NULL AND available >= qty) AS ok,
-               CAST(sum(qty * price_cents) AS bigint) AS total_cents
+               CAST(sum(qty * price_cents) AS bigint) AS total_cents,
+               -- every lock is held by now: the time since the statement began is (almost all) lock wait
+               EXTRACT(epoch FROM clock_timestamp() - statement_timestamp()) AS lock_wait_s
           FROM lines
     ),
     new_order AS (
@@ -75,7 +77,8 @@ PLACE_ORDER = text(
                (SELECT json_agg(json_build_object('product_id', product_id, 'requested', qty,
                                                   'available', available))
                   FROM lines)
-           END AS refused_lines
+           END AS refused_lines,
+           CAST(verdict.lock_wait_s AS float8) AS lock_wait_s
       FROM verdict LEFT JOIN new_order AS o ON true
     """
 )
@@ -125,6 +128,7 @@ class PlaceOrderResult:
     status: str | None
     total_cents: int | None
     refused_lines: list[dict[str, Any]]
+    lock_wait_s: float = 0.0
 
 
 async def place_order(
@@ -147,6 +151,7 @@ async def place_order(
         status=row.status,
         total_cents=row.total_cents,
         refused_lines=json.loads(refused) if isinstance(refused, str) else (refused or []),
+        lock_wait_s=float(row.lock_wait_s or 0.0),
     )
 
 

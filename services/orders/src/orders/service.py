@@ -1,15 +1,18 @@
-"""Orders use cases: place_order, get_order, list_orders, cancel_order."""
+"""Orders use cases: place_order, get_order, list_orders, cancel_order, capture_payment."""
 
 from collections import defaultdict
 from collections.abc import Sequence
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from orders import repository
+from orders import metrics, repository
 from orders.errors import InsufficientStock, InvalidQuantity, OrderNotCancellable, OrderNotFound, UnknownProduct
 from orders.schemas import MAX_QTY_PER_LINE, OrderLineIn, OrderPlaced, OrderRead
+from orders.errors import OrderNotCapturable
+from orders.payments import Charge, PaymentsClient
 
 log = structlog.get_logger()
 
@@ -32,7 +35,11 @@ def merge_lines(items: Sequence[OrderLineIn]) -> list[tuple[int, int]]:
 async def place_order(
     engine: AsyncEngine, items: Sequence[OrderLineIn], *, idempotency_key: str | None = None
 ) -> OrderPlaced:
-    lines = merge_lines(items)
+    try:
+        lines = merge_lines(items)
+    except InvalidQuantity:
+        metrics.ORDERS_REFUSED.labels("invalid_quantity").inc()
+        raise
     async with engine.connect() as conn:
         # Autocommit: the one statement is the whole transaction (see repository.PLACE_ORDER).
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -45,17 +52,22 @@ async def place_order(
             if existing is None:
                 raise
             return OrderPlaced(orderId=existing["id"], status=existing["status"], total_cents=existing["total_cents"])
+    metrics.LOCK_WAIT.observe(result.lock_wait_s)
     if result.order_id is not None:
+        metrics.ORDERS_PLACED.inc()
+        metrics.UNITS_SOLD.inc(sum(qty for _, qty in lines))
         log.info("order_placed", order_id=result.order_id, total_cents=result.total_cents, lines=len(lines))
         return OrderPlaced(orderId=result.order_id, status=result.status, total_cents=result.total_cents)
 
     unknown = [line["product_id"] for line in result.refused_lines if line["available"] is None]
     if unknown:
+        metrics.ORDERS_REFUSED.labels("unknown_product").inc()
         log.info("order_refused", reason="unknown_product", product_ids=unknown)
         raise UnknownProduct(
             f"No such product: {', '.join(map(str, unknown))}.", product_ids=unknown
         )
     short = [line for line in result.refused_lines if line["available"] < line["requested"]]
+    metrics.ORDERS_REFUSED.labels("insufficient_stock").inc()
     log.info("order_refused", reason="insufficient_stock", product_ids=[s["product_id"] for s in short])
     described = "; ".join(
         f"product {s['product_id']}: requested {s['requested']}, available {s['available']}" for s in short
@@ -93,3 +105,96 @@ async def cancel_order(engine: AsyncEngine, order_id: int) -> OrderRead:
             order_status=order["status"],
         )
     return OrderRead.model_validate(order)
+
+
+# Capture moves the order only from a capturable state, so whichever of several concurrent captures (or a
+# concurrent cancel) comes second changes nothing and reads the winner's outcome. A decline also checks the
+# attempt number, so one declined attempt counts once however many requests saw it.
+MARK_PAID = text(
+    """
+    UPDATE orders.orders
+       SET status = 'PAID', charge_id = :charge_id, payment_failure_code = NULL, updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED')
+    RETURNING id
+    """
+)
+MARK_PAYMENT_FAILED = text(
+    """
+    UPDATE orders.orders
+       SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
+           charge_id = NULL, updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts = :attempt - 1
+    RETURNING id
+    """
+)
+# An order cancelled while its charge succeeded keeps the charge id, so the charge is traceable and refundable.
+RECORD_CHARGE_ON_CANCELLED = text(
+    """
+    UPDATE orders.orders SET charge_id = :charge_id, updated_at = now()
+     WHERE id = :order_id AND status = 'CANCELLED' AND charge_id IS NULL
+    """
+)
+
+
+def capture_key(order_id: int, attempt: int) -> str:
+    """One key per order and attempt: every retry and every concurrent capture of one attempt converge on one
+    charge, while a capture after a decline is a new attempt with a new key."""
+    return f"order-{order_id}-attempt-{attempt}"
+
+
+async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_id: int) -> OrderRead:
+    """Charge the order's total: PAID, or PAYMENT_FAILED with the reason. A PAID order is returned as it is.
+
+    No transaction and no row lock is held while payments is called: read the order, call payments (which
+    retries safely with the attempt's key), then move the order with one conditional UPDATE.
+    """
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        order = await repository.get_order(conn, order_id)
+    if order is None:
+        raise OrderNotFound(f"There is no order {order_id}.", order_id=order_id)
+    if order["status"] == "PAID":
+        return OrderRead.model_validate(order)
+    if order["status"] == "CANCELLED":
+        raise OrderNotCapturable(f"Order {order_id} is cancelled and cannot be captured.", order_id=order_id,
+                                 order_status="CANCELLED")
+
+    attempt = order["payment_attempts"] + 1
+    if order["total_cents"] == 0:
+        charge = None  # nothing to charge: a free order is paid as it is
+    else:
+        charge = await payments.charge(
+            order_id=order_id, amount_cents=order["total_cents"], idempotency_key=capture_key(order_id, attempt)
+        )
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        moved = await _record_outcome(conn, order_id, attempt, charge)
+        order = await repository.get_order(conn, order_id)
+    assert order is not None  # orders are never deleted
+    charge_id = charge.charge_id if charge else None
+    if moved:
+        log.info("order_captured", order_id=order_id, attempt=attempt, status=order["status"], charge_id=charge_id,
+                 failure_code=order["payment_failure_code"])
+    elif order["status"] == "CANCELLED" and charge is not None and charge.succeeded:
+        # Cancelled while the charge was being made: the stock is back on the shelf, so the order stays
+        # cancelled and the succeeded charge is recorded on it, to be refunded (payments has no refunds yet).
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(RECORD_CHARGE_ON_CANCELLED, {"order_id": order_id, "charge_id": charge_id})
+        log.error("charge_needs_refund", order_id=order_id, charge_id=charge_id)
+        raise OrderNotCapturable(
+            f"Order {order_id} was cancelled while it was being charged; charge {charge_id} must be refunded.",
+            order_id=order_id, order_status="CANCELLED", charge_id=charge_id,
+        )
+    elif order["status"] == "CANCELLED":
+        raise OrderNotCapturable(f"Order {order_id} is cancelled and cannot be captured.", order_id=order_id,
+                                 order_status="CANCELLED")
+    return OrderRead.model_validate(order)
+
+
+async def _record_outcome(conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None) -> bool:
+    if charge is None or charge.succeeded:
+        paid = {"order_id": order_id, "charge_id": charge.charge_id if charge else None}
+        return (await conn.execute(MARK_PAID, paid)).first() is not None
+    failed = {"order_id": order_id, "attempt": attempt, "failure_code": charge.failure_code or "declined"}
+    return (await conn.execute(MARK_PAYMENT_FAILED, failed)).first() is not None
