@@ -53,6 +53,13 @@ async def list_orders(
     return await service.list_orders(session, status=status_filter, after=after, limit=limit)
 
 
+@router.post("/orders/{order_id}/capture", response_model=OrderRead, responses={502: PROBLEM_RESPONSES[503]})
+async def capture_payment(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
+    """Charge the order's total through payments: PAID, or PAYMENT_FAILED with the reason (capture again to
+    make a new attempt). A PAID order is returned as it is; nothing is charged twice, whatever is retried."""
+    return await service.capture_payment(engine, request.app.state.payments, order_id)
+
+
 @router.post("/orders/{order_id}/cancel", response_model=OrderRead)
 async def cancel_order(engine: EngineDep, order_id: OrderId) -> OrderRead:
     return await service.cancel_order(engine, order_id)

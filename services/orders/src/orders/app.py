@@ -4,26 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import structlog
+import httpx
 from fastapi import FastAPI
 
 from orders.api import router
+from orders.payments import HttpPaymentsClient, RetryPolicy
 from orders.settings import OrdersSettings
 from servicekit.app import create_service_app
-from servicekit.idempotency import IdempotencyStore
-
-log = structlog.get_logger()
-
-
-async def prune_idempotency_keys(store: IdempotencyStore, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            pruned = await store.prune()
-            if pruned:
-                log.info("idempotency_keys_pruned", count=pruned)
-        except Exception:  # a failed prune is retried next period; it must not kill the loop
-            log.exception("idempotency_prune_failed")
+from servicekit.idempotency import IdempotencyStore, prune_periodically
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
@@ -35,13 +23,32 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             app.state.engine, "orders.idempotency_keys", ttl=timedelta(hours=settings.idempotency_ttl_hours)
         )
         app.state.idempotency = store
-        pruner = asyncio.create_task(prune_idempotency_keys(store, settings.idempotency_prune_interval_s))
+        pruner = asyncio.create_task(prune_periodically(store, settings.idempotency_prune_interval_s))
+        payments_http = httpx.AsyncClient(
+            base_url=settings.payments_url,
+            timeout=httpx.Timeout(settings.payments_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.payments_max_connections,
+                max_keepalive_connections=settings.payments_max_connections,
+            ),
+        )
+        app.state.payments = HttpPaymentsClient(
+            payments_http,
+            RetryPolicy(
+                attempts=settings.payments_retry_attempts,
+                timeout_s=settings.payments_retry_timeout_s,
+                wait_initial_s=settings.payments_retry_wait_initial_s,
+                wait_max_s=settings.payments_retry_wait_max_s,
+                wait_jitter_s=settings.payments_retry_wait_jitter_s,
+            ),
+        )
         try:
             yield
         finally:
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
+            await payments_http.aclose()
 
     return create_service_app(
         settings, title="lockstock orders", description="Orders, row-locked stock, cancellation.",

@@ -31,3 +31,23 @@ class OrderNotCancellable(AppError):
     status = 409
     code = "order_not_cancellable"
     title = "Order cannot be cancelled"
+
+
+class OrderNotCapturable(AppError):
+    status = 409
+    code = "order_not_capturable"
+    title = "Order cannot be captured"
+
+
+class PaymentsUnavailable(AppError):
+    status = 503
+    code = "payments_unavailable"
+    title = "Payments unavailable"
+
+
+class PaymentsRejected(AppError):
+    """Payments refused the charge request itself (not a decline): retrying it would not help."""
+
+    status = 502
+    code = "payments_rejected"
+    title = "Payments refused the charge"
