@@ -17,6 +17,8 @@ from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.testing import LiveServer
+from web.app import create_app as create_web_app
+from web.settings import WebSettings
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +127,6 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def web_url(gateway_url: str) -> Iterator[str]:
     """The web shop, served live and pointed at the live gateway."""
-    from web.app import create_app as create_web_app
-    from web.settings import WebSettings
-
     base = gateway_url.rstrip("/")
     graphql_url = base if base.endswith("/graphql") else f"{base}/graphql"
     settings = WebSettings(gateway_url=graphql_url, secret_key="test-web-secret")

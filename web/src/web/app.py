@@ -1,5 +1,6 @@
 """create_app(): the web shop. Server-rendered pages over the gateway's GraphQL API; no JavaScript needed."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -184,6 +185,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    # httpx logs every call at INFO; the request log line already says what a request did.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     secret_key = resolve_secret_key(settings)
 
     @asynccontextmanager
