@@ -3,8 +3,8 @@
 import asyncio
 import itertools
 import random
-import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -242,19 +242,17 @@ class SlowProcessor(SimulatedProcessor):
 
     def __init__(self) -> None:
         super().__init__()
-        self.release = asyncio.Event()
+        self.release = threading.Event()  # set from the test's event loop, waited on in the server's
         self.calls = 0
 
     async def charge(self, reference: str, amount_cents: int) -> ProcessorOutcome:
         self.calls += 1
-        # The server runs on its own event loop: poll the flag the test sets from its loop.
-        while not self.release.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(self.release.wait, 30)
         return await super().charge(reference, amount_cents)
 
 
-async def wait_until(predicate, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate, within_s: float = 10) -> None:
+    deadline = time.monotonic() + within_s
     while not await predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
@@ -379,16 +377,17 @@ async def test_expired_keys_are_pruned_by_the_cli(service_database_urls, db):
         fresh,
     )
 
-    result = subprocess.run(
-        [sys.executable, "-m", "payments.prune"],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "payments.prune",
         env={"PAYMENTS_DATABASE_URL": service_database_urls["payments"], "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+        stdout=asyncio.subprocess.PIPE,
     )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
 
-    assert "pruned" in result.stdout
+    assert process.returncode == 0
+    assert "pruned" in stdout.decode()
     remaining = await db.fetch("SELECT key FROM payments.idempotency_keys WHERE key = ANY($1)", [old, fresh])
     assert [r["key"] for r in remaining] == [fresh]
 
