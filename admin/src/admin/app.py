@@ -7,10 +7,12 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from servicekit.logging import configure_logging
 from servicekit.middleware import RequestContextMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from admin.gateway import ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
@@ -78,6 +80,19 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             },
             status_code=403,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        title = "Page not found" if exc.status_code == 404 else "Request not accepted"
+        message = "There is no such page." if exc.status_code == 404 else "The request could not be handled."
+        return render(
+            request, "error.html", {"title": title, "message": message}, status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        context = {"title": "Request not accepted", "message": "The address or form was not understood."}
+        return render(request, "error.html", context, status_code=400)
 
     @app.exception_handler(GatewayError)
     async def gateway_down(request: Request, exc: GatewayError) -> HTMLResponse:
