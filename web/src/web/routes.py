@@ -363,7 +363,7 @@ def _describe_stock_problem(error: UserError, product: Product | None) -> str:
         return error.message
     available = error.available if error.available is not None else (product.stock_qty if product else 0)
     if available <= 0:
-        return f"Sorry, {name} is sold out. Please remove it from your cart."
+        return f"Sorry, {name} is sold out (0 left). Please remove it from your cart."
     wanted = f" (you asked for {error.requested})" if error.requested is not None else ""
     return f"Sorry, only {available} of {name} left{wanted}. Please lower the quantity in your cart."
 

@@ -1,0 +1,279 @@
+"""The web shop, used the way a shopper uses it: in Chromium, against the live gateway, services and database.
+
+Screenshots of the main pages are written to docs/screenshots/web-*.png as the tests pass through them.
+"""
+
+import asyncio
+import re
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from servicekit.db import plain_url
+from servicekit.embedded import free_port
+from servicekit.testing import LiveServer
+from web.app import create_app
+from web.settings import WebSettings
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = {"width": 1100, "height": 760}
+PHONE = {"width": 375, "height": 740}
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh shopper (no cookies) per test."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    return context.new_page()
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"web-{name}.png"), full_page=True)
+
+
+def unique(name: str) -> str:
+    return f"{name} {uuid.uuid4().hex[:6]}"
+
+
+def create_product(inventory_url: str, *, name: str, price_cents: int, stock: int) -> str:
+    response = httpx.post(
+        f"{inventory_url}/products", json={"name": name, "price_cents": price_cents, "stock_qty": stock}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def fetchval(admin_url: str, sql: str, *args: Any) -> Any:
+    """One value from the database, read on a thread of its own (Playwright's sync API owns this loop)."""
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(plain_url(admin_url))
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def orders_containing(admin_url: str, product_id: str) -> int:
+    count: int = fetchval(
+        admin_url,
+        "SELECT count(DISTINCT order_id) FROM orders.order_items WHERE product_id = $1",
+        int(product_id),
+    )
+    return count
+
+
+def stock_of(admin_url: str, product_id: str) -> int:
+    stock: int = fetchval(
+        admin_url, "SELECT stock_qty FROM inventory.products WHERE id = $1", int(product_id)
+    )
+    return stock
+
+
+def open_product_list_at(page: Any, web_url: str, product_id: str) -> Any:
+    """The product list page that shows ``product_id`` (following "Next page" as a shopper would);
+    returns that product's stock label."""
+    page.goto(f"{web_url}/")
+    label = page.locator(f'.stock[data-product-id="{product_id}"]')
+    for _ in range(100):
+        if label.count():
+            return label
+        page.get_by_role("link", name="Next page").click()
+    raise AssertionError(f"product {product_id} is not on the product list")
+
+
+def add_to_cart(page: Any, web_url: str, product_id: str, qty: int) -> None:
+    page.goto(f"{web_url}/products/{product_id}")
+    page.get_by_label("Quantity").fill(str(qty))
+    page.get_by_role("button", name="Add to cart").click()
+    page.wait_for_url(re.compile(r"/cart"))
+
+
+def test_a_shopper_buys_two_products_and_the_list_shows_less_stock(
+    page: Any, context: Any, web_url: str, inventory_url: str, migrated_admin_url: str
+) -> None:
+    kettle_name, mug_name = unique("Pour-over kettle"), unique("Travel mug")
+    kettle = create_product(inventory_url, name=kettle_name, price_cents=4_599, stock=7)
+    mug = create_product(inventory_url, name=mug_name, price_cents=1_250, stock=4)
+
+    label = open_product_list_at(page, web_url, kettle)
+    assert label.inner_text() == "In stock"
+    assert page.get_by_role("link", name=kettle_name).is_visible()
+    assert page.get_by_text("$45.99").first.is_visible()
+    screenshot(page, "list")
+
+    page.get_by_role("link", name=kettle_name).click()
+    assert page.get_by_role("heading", name=kettle_name).is_visible()
+    page.get_by_label("Quantity").fill("2")
+    screenshot(page, "product")
+    page.get_by_role("button", name="Add to cart").click()
+    assert page.get_by_role("status").inner_text() == f"Added {kettle_name} to your cart."
+
+    add_to_cart(page, web_url, mug, 1)
+    page.get_by_label(f"Quantity of {mug_name}").fill("3")
+    page.get_by_role("button", name=f"Update {mug_name}").click()
+    page.wait_for_load_state()
+    assert page.get_by_label(f"Quantity of {mug_name}").input_value() == "3"
+    assert page.get_by_label(f"Quantity of {kettle_name}").input_value() == "2"
+    assert page.locator("tfoot .total").inner_text() == "$129.48"  # 2 × 45.99 + 3 × 12.50
+    screenshot(page, "cart")
+
+    page.get_by_role("link", name="Check out").click()
+    assert page.get_by_role("heading", name="Order summary").is_visible()
+    screenshot(page, "checkout")
+    page.get_by_role("button", name="Place order").click()
+
+    page.wait_for_url(re.compile(r"/orders/"))
+    assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
+    order_number = page.locator(".order-number").inner_text()
+    assert order_number.isdigit()
+    rows = page.locator("table.lines tbody tr")
+    assert rows.count() == 2
+    assert kettle_name in rows.nth(0).inner_text()
+    assert mug_name in rows.nth(1).inner_text()
+    assert page.locator("tfoot .total").inner_text() == "$129.48"
+    screenshot(page, "success")
+    # The cart is empty after the order.
+    assert page.get_by_role("link", name="Cart", exact=True).is_visible()
+
+    assert open_product_list_at(page, web_url, kettle).inner_text() == "Only 5 left"
+    assert open_product_list_at(page, web_url, mug).inner_text() == "Only 1 left"
+    assert stock_of(migrated_admin_url, kettle) == 5
+    assert stock_of(migrated_admin_url, mug) == 1
+
+    phone = context.browser.new_context(viewport=PHONE)
+    try:
+        phone_page = phone.new_page()
+        open_product_list_at(phone_page, web_url, kettle)
+        screenshot(phone_page, "phone-list")
+        add_to_cart(phone_page, web_url, kettle, 1)
+        screenshot(phone_page, "phone-cart")
+        # Nothing is wider than the screen.
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        phone.close()
+
+
+def go_to_checkout(browser_context: Any, web_url: str, product_id: str, qty: int = 1) -> Any:
+    page = browser_context.new_page()
+    add_to_cart(page, web_url, product_id, qty)
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_role("button", name="Place order").wait_for()
+    return page
+
+
+def test_two_shoppers_race_for_the_last_unit(
+    browser: Any, web_url: str, inventory_url: str, migrated_admin_url: str
+) -> None:
+    name = unique("Last grinder")
+    grinder = create_product(inventory_url, name=name, price_cents=12_900, stock=1)
+    contexts = [browser.new_context(viewport=DESKTOP) for _ in range(2)]
+    try:
+        pages = [go_to_checkout(c, web_url, grinder) for c in contexts]
+        # Both forms are submitted before either answer comes back.
+        for p in pages:
+            p.evaluate("document.querySelector('form.checkout').requestSubmit()")
+        for p in pages:
+            p.locator(".order-number, .alert-error").first.wait_for()
+
+        won = [p for p in pages if p.locator(".order-number").count()]
+        lost = [p for p in pages if p.locator(".alert-error").count()]
+        assert len(won) == 1
+        assert len(lost) == 1
+        loser = lost[0]
+        message = loser.get_by_role("alert").inner_text()
+        assert "We could not place your order" in message
+        assert name in message
+        assert "sold out (0 left)" in message
+        assert "Your cart has been kept" in message
+        screenshot(loser, "out-of-stock")
+
+        loser.get_by_role("link", name="Change your cart").click()
+        assert loser.get_by_label(f"Quantity of {name}").input_value() == "1"
+        assert stock_of(migrated_admin_url, grinder) == 0
+        assert orders_containing(migrated_admin_url, grinder) == 1
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_double_clicking_place_order_makes_one_order(
+    context: Any, web_url: str, inventory_url: str, migrated_admin_url: str
+) -> None:
+    jug = create_product(inventory_url, name=unique("Milk jug"), price_cents=1_599, stock=5)
+    page = go_to_checkout(context, web_url, jug, qty=2)
+    key = page.locator('input[name="idempotency_key"]').input_value()
+    form = {
+        field: page.locator(f'form.checkout input[name="{field}"]').input_value()
+        for field in ("csrftoken", "idempotency_key", "checkout_token")
+    }
+
+    page.get_by_role("button", name="Place order").dblclick()
+    page.wait_for_url(re.compile(r"/orders/"))
+    success_url = page.url
+    assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
+
+    # The same form resubmitted later (back button, reload) replays the same order.
+    again = context.request.post(f"{web_url}/checkout", form=form, max_redirects=0)
+    assert again.status == 303
+    assert again.headers["location"] == success_url.removeprefix(web_url)
+
+    assert orders_containing(migrated_admin_url, jug) == 1
+    assert stock_of(migrated_admin_url, jug) == 3
+    keyed: int = fetchval(
+        migrated_admin_url, "SELECT count(*) FROM orders.orders WHERE idempotency_key LIKE '%' || $1", key
+    )
+    assert keyed <= 1  # however the gateway namespaces the key, never two orders for it
+
+
+def test_a_cross_site_form_cannot_post_to_the_shop(page: Any, web_url: str, inventory_url: str) -> None:
+    product = create_product(inventory_url, name=unique("Forged"), price_cents=100, stock=3)
+    add_to_cart(page, web_url, product, 1)  # the shopper has a cart and the shop's cookies
+    page.set_content(
+        f"""<form method="post" action="{web_url}/cart/update">
+              <input name="product_id" value="{product}"><input name="qty" value="0">
+              <button>Win a prize</button>
+            </form>"""
+    )
+    page.get_by_role("button", name="Win a prize").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="That form could not be accepted").is_visible()
+    page.goto(f"{web_url}/cart")
+    assert page.locator(f'tr[data-product-id="{product}"]').count() == 1
+
+
+@pytest.fixture
+def shop_without_gateway() -> Iterator[str]:
+    settings = WebSettings(gateway_url=f"http://127.0.0.1:{free_port()}/graphql", secret_key="down-test")
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def test_the_gateway_down_shows_a_friendly_page_with_the_request_id(
+    page: Any, shop_without_gateway: str
+) -> None:
+    response = page.goto(f"{shop_without_gateway}/")
+    assert response.status == 503
+    assert page.get_by_role("heading", name="The shop is temporarily unavailable").is_visible()
+    request_id = response.headers["x-request-id"]
+    assert page.locator(".request-id code").inner_text() == request_id
+    assert "Traceback" not in page.content()
+    screenshot(page, "gateway-down")
