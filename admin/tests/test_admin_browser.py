@@ -3,6 +3,8 @@
 Screenshots of the main pages are written to docs/screenshots/admin-*.png as the tests pass through them.
 """
 
+import base64
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import itsdangerous
 import pytest
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -266,3 +269,19 @@ def test_a_form_posted_without_a_csrf_token_is_refused_and_changes_nothing(
     )
     assert accepted.status == 303
     assert get_product(inventory_url, product_id)["price_cents"] == 2900
+
+
+def test_a_session_whose_token_the_gateway_refuses_is_ended_and_sent_to_sign_in(
+    context: Any, admin_ui_url: str
+) -> None:
+    # A session signed with the test app's key (conftest) carrying a token the gateway will not accept,
+    # as an expired one would be. Starlette's session cookie: base64 JSON, signed with a timestamp.
+    payload = base64.b64encode(json.dumps({"token": "expired.jwt.token", "user": "admin"}).encode())
+    cookie = itsdangerous.TimestampSigner("test-admin-secret").sign(payload).decode()
+    context.add_cookies([{"name": "lockstock_admin", "value": cookie, "url": admin_ui_url}])
+    page = context.new_page()
+    page.goto(f"{admin_ui_url}/orders")
+    assert page.url.startswith(f"{admin_ui_url}/sign-in")
+    assert page.get_by_role("alert").inner_text() == "Your session has ended. Please sign in again."
+    page.goto(f"{admin_ui_url}/products")
+    assert page.url.startswith(f"{admin_ui_url}/sign-in")
