@@ -7,13 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
+from servicekit.testing import LiveServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
-
-from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
-from servicekit.testing import LiveServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -113,9 +112,11 @@ async def test_lock_wait_is_the_time_an_order_queued_behind_a_row_lock(orders_ur
                 client.post("/orders", json={"items": [{"productId": mug, "qty": 1}]})
             )
             deadline = time.monotonic() + 10
-            while not await db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orders' AND wait_event_type = 'Lock'"
-            ):
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'orders' AND wait_event_type = 'Lock'"
+            )
+            while not await db.fetchval(waiting):
                 assert time.monotonic() < deadline, "the order never queued behind the lock"
                 await asyncio.sleep(0.01)
             await asyncio.sleep(held_for)  # hold the lock for a known time while the order waits
