@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
+from gateway.app import create_app as create_gateway_app
+from gateway.auth import create_account
+from gateway.settings import GatewaySettings
 from inventory.app import create_app as create_inventory_app
 from inventory.settings import InventorySettings
 from lockstock_db import database
@@ -55,6 +58,76 @@ def orders_url(service_database_urls: dict[str, str], payments_url: str) -> Iter
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(
+    service_database_urls: dict[str, str], inventory_url: str, orders_url: str, payments_url: str
+) -> GatewaySettings:
+    """The shared gateway's settings: limits high enough that the suite never trips them (rate-limit tests
+    start a gateway of their own with low ones)."""
+    import secrets
+
+    return GatewaySettings(
+        database_url=service_database_urls["gateway"],
+        inventory_url=inventory_url,
+        orders_url=orders_url,
+        payments_url=payments_url,
+        jwt_secret=secrets.token_urlsafe(32),
+        rate_limit_place_order="100000/minute",
+        rate_limit_login="100000/minute",
+        login_failures_per_username="100000/minute",
+        login_failures_per_client="100000/minute",
+    )
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
+    """The GraphQL gateway over the live services; GraphQL is at f"{gateway_url}/graphql"."""
+    with LiveServer(create_gateway_app(gateway_settings)) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def admin_credentials(gateway_settings: GatewaySettings) -> tuple[str, str]:
+    """(username, password) of an admin account made for this run."""
+    import asyncio
+    import secrets
+
+    from servicekit.db import create_engine
+
+    username, password = f"admin-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+
+    async def create() -> None:
+        engine = create_engine(gateway_settings)
+        try:
+            await create_account(engine, username, password, "admin")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
+    return username, password
+
+
+@pytest.fixture(scope="session")
+def admin_token(gateway_url: str, admin_credentials: tuple[str, str]) -> str:
+    """A bearer token for the admin account, signed in through GraphQL's login mutation."""
+    import httpx
+
+    username, password = admin_credentials
+    response = httpx.post(
+        f"{gateway_url}/graphql",
+        json={
+            "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
+            "{ token errors { code message } } }",
+            "variables": {"u": username, "p": password},
+        },
+        timeout=30,
+    )
+    login = response.json()["data"]["login"]
+    assert login["token"], login["errors"]
+    token: str = login["token"]
+    return token
 
 
 @pytest.fixture

@@ -1,0 +1,183 @@
+"""create_app(): the gateway's lifespan (auth DB engine, one shared HTTP client per upstream), GraphQL at
+/graphql, health routes, request ids and the body-size guard."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from servicekit.db import create_engine
+from servicekit.logging import configure_logging
+from servicekit.middleware import RequestContextMiddleware
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.fastapi import GraphQLRouter
+
+from gateway.auth import Limits, Tokens
+from gateway.clients.base import UpstreamClient, build_http_client
+from gateway.clients.inventory import InventoryClient
+from gateway.clients.orders import OrdersClient
+from gateway.clients.payments import PaymentsClient
+from gateway.context import get_context
+from gateway.errors import TopLevelCode
+from gateway.schema import build_schema
+from gateway.settings import GatewaySettings
+
+log = structlog.get_logger()
+
+
+def graphql_error_response(
+    status: int, message: str, code: TopLevelCode = TopLevelCode.BAD_REQUEST
+) -> Response:
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]},
+        status_code=status,
+    )
+
+
+class _BodyTooLarge(Exception):  # noqa: N818 - named for what the caller sees
+    pass
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` before anything parses them (a megabyte of variables would
+    otherwise be read, decoded and coerced in full)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = graphql_error_response(413, f"The request body is over {self.max_bytes} bytes.")
+        await response(scope, receive, send)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        if not secret:
+            log.warning(
+                "jwt_secret_generated", reason="GATEWAY_JWT_SECRET is not set; tokens end with this process"
+            )
+            secret = secrets.token_urlsafe(48)
+        engine = create_engine(settings)
+
+        def http(base_url: str) -> httpx.AsyncClient:
+            return build_http_client(
+                base_url,
+                timeout_s=settings.upstream_timeout_s,
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                max_connections=settings.upstream_max_connections,
+            )
+
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.inventory = InventoryClient(http(settings.inventory_url))
+        app.state.orders = OrdersClient(http(settings.orders_url))
+        app.state.payments = PaymentsClient(http(settings.payments_url))
+        app.state.tokens = Tokens(secret, settings.jwt_ttl_s)
+        app.state.limits = Limits(settings)
+        try:
+            yield
+        finally:
+            for client in (app.state.inventory, app.state.orders, app.state.payments):
+                await client.http.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="lockstock gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    graphql = GraphQLRouter(
+        build_schema(settings),
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=True,
+    )
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        state = request.app.state
+        upstreams: dict[str, UpstreamClient] = {
+            "inventory": state.inventory,
+            "orders": state.orders,
+            "payments": state.payments,
+        }
+
+        async def database_answers() -> bool:
+            try:
+                async with state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1 FROM auth.accounts LIMIT 1"))
+            except Exception:  # readiness reports any failure to reach the database, whatever its kind
+                return False
+            return True
+
+        answers = await asyncio.gather(
+            database_answers(), *(client.healthy() for client in upstreams.values())
+        )
+        checks = dict(zip(["database", *upstreams], answers, strict=True))
+        ready = all(answers)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # e.g. a body that is not JSON, or a mutation over GET: answered in GraphQL's error shape.
+        detail = exc.detail if isinstance(exc.detail, str) else "Bad request"
+        return graphql_error_response(exc.status_code, detail)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,71 @@
+"""What every upstream client shares: the request id on every call, and non-2xx turned into exceptions."""
+
+from typing import Any
+
+import httpx
+import structlog
+from servicekit.errors import current_request_id
+
+log = structlog.get_logger()
+
+
+class UpstreamError(Exception):
+    """The upstream answered with a problem. ``code`` is its machine code (``insufficient_stock``);
+    ``problem`` its body, for the fields the schema maps (items, product_ids); never shown as it is."""
+
+    def __init__(self, service: str, status: int, code: str, problem: dict[str, Any]) -> None:
+        super().__init__(f"{service} answered {status} {code}")
+        self.service = service
+        self.status = status
+        self.code = code
+        self.problem = problem
+
+
+class UpstreamUnavailable(Exception):  # noqa: N818 - named for what the caller sees
+    """The upstream could not be reached or did not answer in time."""
+
+
+def build_http_client(
+    base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
+class UpstreamClient:
+    service = "upstream"
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if request_id := current_request_id():
+            sent["X-Request-ID"] = request_id
+        try:
+            response = await self.http.request(method, path, headers=sent, **kwargs)
+        except httpx.TransportError as exc:
+            log.warning("upstream_unreachable", service=self.service, path=path, error=repr(exc))
+            raise UpstreamUnavailable(f"{self.service} unreachable") from exc
+        if response.is_success:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        problem: dict[str, Any] = body if isinstance(body, dict) else {}
+        code = problem.get("code") if isinstance(problem.get("code"), str) else f"http_{response.status_code}"
+        log.info("upstream_refused", service=self.service, path=path, status=response.status_code, code=code)
+        raise UpstreamError(self.service, response.status_code, str(code), problem)
+
+    async def healthy(self) -> bool:
+        try:
+            response = await self.http.get("/healthz", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.is_success

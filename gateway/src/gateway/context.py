@@ -1,0 +1,58 @@
+"""The per-request context: the shared upstream clients, fresh DataLoaders, the caller and its address."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from strawberry.fastapi import BaseContext
+
+from gateway.auth import Limits, Principal, Tokens, bearer_token
+from gateway.clients.inventory import InventoryClient
+from gateway.clients.orders import OrdersClient
+from gateway.errors import Forbidden, Unauthenticated
+from gateway.loaders import Loaders, build_loaders
+from gateway.settings import GatewaySettings
+
+
+@dataclass
+class Context(BaseContext):
+    settings: GatewaySettings
+    engine: AsyncEngine
+    inventory: InventoryClient
+    orders: OrdersClient
+    tokens: Tokens
+    limits: Limits
+    loaders: Loaders
+    client_address: str
+    authorization: str | None
+    _principal: Principal | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def require_admin(self) -> Principal:
+        """The signed-in admin, or UNAUTHENTICATED (no/bad/expired token) / FORBIDDEN (not an admin)."""
+        if self._principal is None:
+            token = bearer_token(self.authorization)
+            if token is None:
+                raise Unauthenticated()
+            self._principal = self.tokens.verify(token)
+        if self._principal.role != "admin":
+            raise Forbidden()
+        return self._principal
+
+
+async def get_context(request: Request) -> Context:
+    state: Any = request.app.state
+    return Context(
+        settings=state.settings,
+        engine=state.engine,
+        inventory=state.inventory,
+        orders=state.orders,
+        tokens=state.tokens,
+        limits=state.limits,
+        loaders=build_loaders(state.inventory),
+        client_address=request.client.host if request.client else "unknown",
+        authorization=request.headers.get("authorization"),
+    )

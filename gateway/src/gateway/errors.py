@@ -1,0 +1,98 @@
+"""The error vocabulary of the schema.
+
+Domain outcomes (insufficient stock, a declined card) are values in a payload's ``errors`` list. Refusals
+that cut across fields (no token, rate limited, a query that is too deep) are top-level GraphQL errors with
+``extensions.code``. Anything unexpected is masked to ``INTERNAL`` with the request id.
+"""
+
+from enum import Enum, StrEnum
+from typing import Any
+
+import strawberry
+
+
+@strawberry.enum
+class ErrorCode(Enum):
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    UNKNOWN_PRODUCT = "UNKNOWN_PRODUCT"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
+    ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
+    ORDER_NOT_CAPTURABLE = "ORDER_NOT_CAPTURABLE"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    INTERNAL = "INTERNAL"
+
+
+# Upstream problem codes (snake_case, REST) -> schema error codes.
+UPSTREAM_CODES: dict[str, ErrorCode] = {
+    "insufficient_stock": ErrorCode.INSUFFICIENT_STOCK,
+    "unknown_product": ErrorCode.UNKNOWN_PRODUCT,
+    "invalid_quantity": ErrorCode.INVALID_QUANTITY,
+    "validation_error": ErrorCode.INVALID_INPUT,
+    "idempotency_key_invalid": ErrorCode.INVALID_INPUT,
+    "product_not_found": ErrorCode.NOT_FOUND,
+    "order_not_found": ErrorCode.NOT_FOUND,
+    "order_not_cancellable": ErrorCode.ORDER_NOT_CANCELLABLE,
+    "order_not_capturable": ErrorCode.ORDER_NOT_CAPTURABLE,
+    "payments_unavailable": ErrorCode.PAYMENT_UNAVAILABLE,
+    "payments_rejected": ErrorCode.PAYMENT_UNAVAILABLE,
+    "idempotency_key_reused": ErrorCode.IDEMPOTENCY_KEY_REUSED,
+    "idempotency_key_in_use": ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+}
+
+
+@strawberry.type
+class UserError:
+    code: ErrorCode
+    field: str | None = None
+    message: str
+    product_id: strawberry.ID | None = None
+    requested: int | None = None
+    available: int | None = None
+
+
+class TopLevelCode(StrEnum):
+    """``extensions.code`` of top-level errors."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    BAD_REQUEST = "BAD_REQUEST"
+    INTERNAL = "INTERNAL"
+
+
+class GatewayError(Exception):
+    """A refusal the client should see as it is: graphql-core copies ``extensions`` onto the error."""
+
+    def __init__(self, message: str, code: TopLevelCode, **extra: Any) -> None:
+        super().__init__(message)
+        self.extensions: dict[str, Any] = {"code": code.value, **extra}
+
+
+class Unauthenticated(GatewayError):  # noqa: N818 - named for what the caller sees
+    def __init__(
+        self, message: str = "Sign in: this field needs an admin token (Authorization: Bearer …)."
+    ) -> None:
+        super().__init__(message, TopLevelCode.UNAUTHENTICATED)
+
+
+class Forbidden(GatewayError):  # noqa: N818 - named for what the caller sees
+    def __init__(self) -> None:
+        super().__init__("This field needs the admin role.", TopLevelCode.FORBIDDEN)
+
+
+class RateLimited(GatewayError):  # noqa: N818 - named for what the caller sees
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many requests; retry in {retry_after} s.", TopLevelCode.RATE_LIMITED, retryAfter=retry_after
+        )
+
+
+class BadRequest(GatewayError):  # noqa: N818 - named for what the caller sees
+    def __init__(self, message: str) -> None:
+        super().__init__(message, TopLevelCode.BAD_REQUEST)

@@ -1,0 +1,92 @@
+import strawberry
+
+from gateway.clients.inventory import MAX_PAGE, ProductRecord
+from gateway.clients.orders import OrderRecord
+from gateway.errors import BadRequest
+from gateway.ids import parse_id
+from gateway.permissions import IsAdmin
+from gateway.types.order import Order, OrderConnection, OrderStatus
+from gateway.types.page import PageInfo
+from gateway.types.product import Product, ProductConnection
+
+
+def _check_first(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise BadRequest(f"first must be between 1 and {MAX_PAGE}.")
+
+
+def _parse_cursor(after: str | None) -> int | None:
+    if not after:  # None or UNSET: the first page
+        return None
+    cursor = parse_id(after)
+    if cursor is None:
+        raise BadRequest("after must be an endCursor from a previous page.")
+    return cursor
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Products by id, keyset paged: pass pageInfo.endCursor as after. first ≤ 100."
+    )
+    async def products(
+        self, info: strawberry.Info, first: int = 20, after: str | None = strawberry.UNSET
+    ) -> ProductConnection:
+        _check_first(first)
+        cursor = _parse_cursor(after)
+        inventory = info.context.inventory
+        # One more than asked says whether there is a next page; inventory caps a page at 100.
+        rows: list[ProductRecord] = await inventory.list_products(
+            limit=min(first + 1, MAX_PAGE), after=cursor
+        )
+        has_next = len(rows) > first
+        if not has_next and len(rows) == first == MAX_PAGE:
+            has_next = bool(await inventory.list_products(limit=1, after=rows[-1].id))
+        rows = rows[:first]
+        return ProductConnection(
+            nodes=[Product.from_record(row) for row in rows],
+            page_info=PageInfo(end_cursor=str(rows[-1].id) if rows else None, has_next_page=has_next),
+        )
+
+    @strawberry.field(description="null when it does not exist")
+    async def product(self, info: strawberry.Info, id: strawberry.ID) -> Product | None:  # noqa: A002
+        product_id = parse_id(id)
+        if product_id is None:
+            return None
+        record = await info.context.loaders.product.load(product_id)
+        return Product.from_record(record) if record else None
+
+    @strawberry.field(description="null when it does not exist")
+    async def order(self, info: strawberry.Info, id: strawberry.ID) -> Order | None:  # noqa: A002
+        order_id = parse_id(id)
+        if order_id is None:
+            return None
+        record = await info.context.orders.get_order(order_id)
+        return Order.from_record(record) if record else None
+
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Admin only. Newest first: pass pageInfo.endCursor as after. first ≤ 100.",
+    )
+    async def orders(
+        self,
+        info: strawberry.Info,
+        status: OrderStatus | None = strawberry.UNSET,
+        first: int = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> OrderConnection:
+        _check_first(first)
+        cursor = _parse_cursor(after)
+        client = info.context.orders
+        status_name = status.value if isinstance(status, OrderStatus) else None
+        rows: list[OrderRecord] = await client.list_orders(
+            status=status_name, limit=min(first + 1, MAX_PAGE), after=cursor
+        )
+        has_next = len(rows) > first
+        if not has_next and len(rows) == first == MAX_PAGE:
+            has_next = bool(await client.list_orders(status=status_name, limit=1, after=rows[-1].id))
+        rows = rows[:first]
+        return OrderConnection(
+            nodes=[Order.from_record(row) for row in rows],
+            page_info=PageInfo(end_cursor=str(rows[-1].id) if rows else None, has_next_page=has_next),
+        )

@@ -1,0 +1,86 @@
+"""The schema, its guards (depth, tokens, aliases) and the one place errors get their codes."""
+
+from collections.abc import Iterator
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from servicekit.errors import current_request_id
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types.execution import ExecutionResult
+
+from gateway.errors import GatewayError, TopLevelCode
+from gateway.mutations import Mutation
+from gateway.queries import Query
+from gateway.settings import GatewaySettings
+
+log = structlog.get_logger()
+
+
+def shape_error(error: GraphQLError) -> GraphQLError:
+    """Give every top-level error a code; mask anything unexpected.
+
+    - our refusals (GatewayError) keep their message and extensions;
+    - errors with no path are about the request itself (syntax, validation, depth, aliases, tokens,
+      variables that do not coerce): BAD_REQUEST, message kept (it names only the client's own input);
+    - anything else raised while resolving is a bug or an upstream failure: INTERNAL with the request id,
+      logged with its stack trace here and never sent.
+    """
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        return error
+    if error.path is None and (
+        original is None or isinstance(original, (GraphQLError, ValueError, TypeError))
+    ):
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", TopLevelCode.BAD_REQUEST.value)
+        return GraphQLError(
+            error.message[:500],
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=extensions,
+        )
+    request_id = current_request_id()
+    log.error("resolver_failed", path=error.path, error=repr(original), exc_info=original)
+    return GraphQLError(
+        "Internal error.",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": TopLevelCode.INTERNAL.value, "requestId": request_id},
+    )
+
+
+class ShapeErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = [shape_error(error) for error in result.errors]
+        elif result is not None and getattr(result, "errors", None):
+            result.errors = [shape_error(error) for error in result.errors]  # type: ignore[union-attr]
+
+
+def build_schema(settings: GatewaySettings) -> strawberry.Schema:
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ShapeErrors(),
+        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+    ]
+    if not settings.introspection:
+        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def printed_schema() -> str:
+    """The SDL as committed in gateway/schema.graphql."""
+    return build_schema(GatewaySettings()).as_str() + "\n"

@@ -1,0 +1,38 @@
+"""The gateway's settings (env prefix ``GATEWAY_``). Every limit is a setting; tests lower them."""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+from servicekit.settings import DatabaseSettings
+
+
+class GatewaySettings(DatabaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    service_name: str = "gateway"
+
+    inventory_url: str = "http://127.0.0.1:8001"
+    orders_url: str = "http://127.0.0.1:8002"
+    payments_url: str = "http://127.0.0.1:8003"
+    # Capture waits for orders, which retries payments for up to 15 s: upstream calls get more than that.
+    upstream_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    upstream_max_connections: int = Field(default=100, ge=1, le=10_000)
+
+    # No default secret: without one, a random secret is made per process (tokens then die with it).
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_s: int = Field(default=3_600, ge=10, le=7 * 24 * 3_600)
+
+    graphiql: bool = True
+    introspection: bool = True
+    max_query_depth: int = Field(default=10, ge=1, le=100)
+    max_query_tokens: int = Field(default=2_000, ge=10)
+    max_aliases: int = Field(default=30, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1_024)
+
+    # `limits` rate-limit strings, moving window. Customers may share one NAT address: keep these generous.
+    rate_limit_place_order: str = "120/minute"
+    rate_limit_login: str = "10/minute"
+    login_failures_per_username: str = "5/minute"
+    login_failures_per_client: str = "20/minute"
+    # memory:// is per process; several gateway instances must share e.g. async+redis://host:6379
+    rate_limit_storage_uri: str = "async+memory://"

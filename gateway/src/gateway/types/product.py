@@ -1,0 +1,56 @@
+import strawberry
+
+from gateway.clients.inventory import ProductRecord
+from gateway.errors import UserError
+from gateway.types.page import PageInfo
+from gateway.types.scalars import Cents
+
+
+@strawberry.type
+class Product:
+    id: strawberry.ID
+    name: str
+    price_cents: Cents
+    stock_qty: int
+
+    @classmethod
+    def from_record(cls, record: ProductRecord) -> "Product":
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            name=record.name,
+            price_cents=Cents(record.price_cents),
+            stock_qty=record.stock_qty,
+        )
+
+
+@strawberry.type
+class ProductConnection:
+    nodes: list[Product]
+    page_info: PageInfo
+
+
+@strawberry.type
+class ProductPayload:
+    product: Product | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateProductInput:
+    name: str
+    price_cents: Cents
+    stock_qty: int
+
+
+@strawberry.input
+class UpdateProductInput:
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    price_cents: Cents | None = strawberry.UNSET
+
+
+@strawberry.input
+class AdjustStockInput:
+    product_id: strawberry.ID
+    set_to: int | None = strawberry.UNSET
+    delta: int | None = strawberry.UNSET
