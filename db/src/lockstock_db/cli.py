@@ -62,6 +62,15 @@ def _app_environment(admin_url: str) -> dict[str, str]:
     return env
 
 
+def _gateway_dev_environment(env: dict[str, str]) -> dict[str, str]:
+    """The gateway's JWT secret and a dev admin with a generated password, made once under .data/ (the
+    gateway package owns the logic). An explicit GATEWAY_JWT_SECRET in the environment wins."""
+    from gateway.devsetup import prepare_dev_gateway
+
+    extra = prepare_dev_gateway(DATA_DIR, env["GATEWAY_DATABASE_URL"])
+    return {name: value for name, value in extra.items() if name not in env}
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -74,6 +83,7 @@ def up() -> int:
         database.migrate(admin_url)
         database.seed(admin_url)
         env = _app_environment(admin_url)
+        env |= _gateway_dev_environment(env)
         print("\nlockstock is starting; Ctrl-C stops everything.\n", flush=True)
         for name, url in APP_URLS.items():
             if _in_procfile(name.split()[0]):

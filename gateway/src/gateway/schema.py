@@ -1,6 +1,6 @@
 """The schema, its guards (depth, tokens, aliases) and the one place errors get their codes."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import strawberry
 import structlog
@@ -14,12 +14,14 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
 
 from gateway.errors import GatewayError, TopLevelCode
 from gateway.mutations import Mutation
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
+from gateway.types.scalars import SCALARS
 
 log = structlog.get_logger()
 
@@ -70,15 +72,21 @@ class ShapeErrors(SchemaExtension):
 
 
 def build_schema(settings: GatewaySettings) -> strawberry.Schema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        ShapeErrors(),
-        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+    # Factories, not instances: an extension keeps per-operation state, so each operation gets its own.
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        ShapeErrors,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
     ]
     if not settings.introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
 
 
 def printed_schema() -> str:

@@ -13,9 +13,13 @@ def _parse_cents(value: Any) -> int:
     return value
 
 
-Cents = strawberry.scalar(
-    NewType("Cents", int),
-    description="Integer number of cents (may exceed 32 bits)",
-    serialize=int,
-    parse_value=_parse_cents,
-)
+Cents = NewType("Cents", int)
+
+SCALARS = {
+    Cents: strawberry.scalar(
+        name="Cents",
+        description="Integer number of cents (may exceed 32 bits)",
+        serialize=int,
+        parse_value=_parse_cents,
+    )
+}
