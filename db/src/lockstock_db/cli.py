@@ -106,6 +106,18 @@ def _in_procfile(name: str) -> bool:
     )
 
 
+def set_role_passwords_from_env(admin_url: str) -> int:
+    """Containers get their role passwords from the environment (compose's .env), not from .data/."""
+    variables = {role: f"{service.upper()}_DB_PASSWORD" for service, role in database.SERVICE_ROLES.items()}
+    missing = [name for name in variables.values() if not os.environ.get(name)]
+    if missing:
+        print(f"set-role-passwords: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    database.apply_role_passwords(admin_url, {role: os.environ[name] for role, name in variables.items()})
+    print(f"passwords set for {', '.join(variables)}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lockstock-db", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reset", help="drop all lockstock schemas, migrate and seed again")
     sub.add_parser("up", help="start the database and every app (what `task up` runs)")
     sub.add_parser("url", help="print the superuser URL of the lockstock database")
+    sub.add_parser(
+        "set-role-passwords",
+        help="set each service role's password from <SERVICE>_DB_PASSWORD (e.g. ORDERS_DB_PASSWORD)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -130,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             database.seed(admin_url)
         elif args.command == "url":
             print(admin_url)
+        elif args.command == "set-role-passwords":
+            return set_role_passwords_from_env(admin_url)
     return 0
 
 
