@@ -292,3 +292,11 @@ def test_the_gateway_down_shows_a_friendly_page_with_the_request_id(
     assert page.locator(".request-id code").inner_text() == request_id
     assert "Traceback" not in page.content()
     screenshot(page, "gateway-down")
+
+
+def test_hand_edited_links_get_friendly_4xx_pages(page: Any, web_url: str) -> None:
+    for path, status in (("/?after=abc", 400), ("/products/999999999999", 404), ("/orders/forged", 404)):
+        response = page.goto(f"{web_url}{path}")
+        assert response.status == status, path
+        assert page.locator("h1").is_visible()
+        assert "Traceback" not in page.content()

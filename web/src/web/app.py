@@ -159,12 +159,12 @@ class CsrfMiddleware:
 
 async def _on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    response = render_error(
-        request,
-        exc.status,
-        "We could not reach our store just now. Your cart is safe; please try again in a moment.",
-        title=exc.title,
+    message = (
+        "That link or form is not one this shop understands. Please start again from the product list."
+        if exc.status == 400
+        else "We could not reach our store just now. Your cart is safe; please try again in a moment."
     )
+    response = render_error(request, exc.status, message, title=exc.title)
     if exc.status == 503:
         response.headers["Retry-After"] = str(exc.retry_after or 5)
     return response

@@ -31,6 +31,13 @@ class GatewayUnavailableError(GatewayError):
     title = "The shop is temporarily unavailable"
 
 
+class GatewayBadRequestError(GatewayError):
+    """The gateway refused the request itself (BAD_REQUEST), e.g. a page cursor a shopper edited by hand."""
+
+    status = 400
+    title = "That request did not make sense"
+
+
 class GatewayTimeoutError(GatewayError):
     status = 504
     title = "The shop is taking too long to answer"
@@ -181,6 +188,8 @@ class GatewayClient:
                 raise GatewayUnavailableError(
                     "Too many requests right now.", code=code, retry_after=int(retry) if retry else None
                 )
+            if code == "BAD_REQUEST":
+                raise GatewayBadRequestError(str(first.get("message") or "Bad request"), code=code)
             if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE"}:
                 raise GatewayUnavailableError(str(first.get("message") or "Unavailable"), code=code)
             raise GatewayError(str(first.get("message") or "GraphQL error"), code=code)
