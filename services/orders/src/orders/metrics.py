@@ -20,3 +20,13 @@ LOCK_WAIT = Histogram(
 REFUSAL_REASONS = ("insufficient_stock", "unknown_product", "invalid_quantity")
 for _reason in REFUSAL_REASONS:  # every reason is a series from the start (0), so rates and panels show it
     ORDERS_REFUSED.labels(_reason)
+
+CAPTURES = Counter(
+    "lockstock_order_captures",
+    "Payment captures that moved an order, by outcome: paid, or the decline code (card_declined, …).",
+    ["outcome"],
+)
+
+
+def capture_outcome(status: str, failure_code: str | None) -> str:
+    return "paid" if status == "PAID" else (failure_code or "declined")

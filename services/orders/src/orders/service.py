@@ -173,6 +173,7 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
     assert order is not None  # orders are never deleted
     charge_id = charge.charge_id if charge else None
     if moved:
+        metrics.CAPTURES.labels(metrics.capture_outcome(order["status"], order["payment_failure_code"])).inc()
         log.info("order_captured", order_id=order_id, attempt=attempt, status=order["status"], charge_id=charge_id,
                  failure_code=order["payment_failure_code"])
     elif order["status"] == "CANCELLED" and charge is not None and charge.succeeded:
