@@ -89,8 +89,13 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, *, transports: dict[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    """``transports`` (by upstream name: inventory, orders, payments) replaces the network, for tests that
+    stand in for an upstream (httpx.MockTransport) or count the calls made to it."""
     settings = settings or GatewaySettings()
+    transports = transports or {}
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -103,9 +108,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             secret = secrets.token_urlsafe(48)
         engine = create_engine(settings)
 
-        def http(base_url: str) -> httpx.AsyncClient:
+        def http(name: str, base_url: str) -> httpx.AsyncClient:
             return build_http_client(
                 base_url,
+                transport=transports.get(name),
                 timeout_s=settings.upstream_timeout_s,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 max_connections=settings.upstream_max_connections,
@@ -113,9 +119,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
         app.state.settings = settings
         app.state.engine = engine
-        app.state.inventory = InventoryClient(http(settings.inventory_url))
-        app.state.orders = OrdersClient(http(settings.orders_url))
-        app.state.payments = PaymentsClient(http(settings.payments_url))
+        app.state.inventory = InventoryClient(http("inventory", settings.inventory_url))
+        app.state.orders = OrdersClient(http("orders", settings.orders_url))
+        app.state.payments = PaymentsClient(http("payments", settings.payments_url))
         app.state.tokens = Tokens(secret, settings.jwt_ttl_s)
         app.state.limits = Limits(settings)
         try:

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field/mutation with arguments are typed as returning Any, so every resolver would be flagged.)
 import strawberry
 
 from gateway.clients.inventory import MAX_PAGE, ProductRecord

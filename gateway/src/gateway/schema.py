@@ -84,8 +84,8 @@ def build_schema(settings: GatewaySettings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(scalar_map=SCALARS),
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=dict(SCALARS)),
     )
 
 

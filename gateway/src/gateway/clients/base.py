@@ -26,10 +26,16 @@ class UpstreamUnavailable(Exception):  # noqa: N818 - named for what the caller 
 
 
 def build_http_client(
-    base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int
+    base_url: str,
+    *,
+    timeout_s: float,
+    connect_timeout_s: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url,
+        transport=transport,
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )

@@ -1,6 +1,7 @@
 from typing import Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 MAX_CENTS = 2**63 - 1  # PostgreSQL bigint
 
@@ -15,7 +16,7 @@ def _parse_cents(value: Any) -> int:
 
 Cents = NewType("Cents", int)
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     Cents: strawberry.scalar(
         name="Cents",
         description="Integer number of cents (may exceed 32 bits)",
