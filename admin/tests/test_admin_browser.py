@@ -19,6 +19,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1100, "height": 760}
 
 
+@pytest.fixture(autouse=True)
+def _system_up_before_the_browser(
+    admin_ui_url: str, admin_credentials: tuple[str, str], web_url: str, inventory_url: str, orders_url: str
+) -> None:
+    """The live system's session fixtures use asyncio.run(), which cannot run inside Playwright's event loop
+    once the browser has started: so they are set up first."""
+
+
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     """A fresh browser profile (no cookies) per test."""
