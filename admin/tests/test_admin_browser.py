@@ -125,6 +125,8 @@ def test_an_admin_creates_a_product_and_it_appears_in_the_web_shop(
     page: Any, admin_ui_url: str, admin_credentials: tuple[str, str], web_url: str, inventory_url: str
 ) -> None:
     name = unique("Walnut desk lamp")
+    for other, price_cents, stock in (("Linen tote bag", 1800, 0), ("Ceramic mug, sand", 1250, 48)):
+        create_product(inventory_url, name=unique(other), price_cents=price_cents, stock=stock)
     sign_in(page, admin_ui_url, admin_credentials)
     page.get_by_role("link", name="New product").click()
 
@@ -214,7 +216,8 @@ def test_an_admin_captures_a_payment_and_the_order_shows_paid(
 
     page.goto(f"{admin_ui_url}/orders?status=PAID")
     assert page.get_by_role("link", name=f"#{order_id}", exact=True).is_visible()
-    screenshot(page, "orders")
+    page.goto(f"{admin_ui_url}/orders?status=CANCELLED")
+    assert page.get_by_role("link", name=f"#{order_id}", exact=True).count() == 0
 
 
 def test_a_declined_test_amount_shows_the_decline_reason(
@@ -232,6 +235,13 @@ def test_a_declined_test_amount_shows_the_decline_reason(
     assert "card_declined" in page.locator("#failure-reason").inner_text()
     assert page.get_by_role("button", name="Retry payment capture").is_visible()
     screenshot(page, "order-declined")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Orders").click()
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"#{order_id}", exact=True))
+    assert "Payment failed" in row.inner_text()
+    assert "Card declined" in row.inner_text()
+    screenshot(page, "orders")
+    page.get_by_role("link", name=f"#{order_id}", exact=True).click()
 
     page.get_by_role("button", name="Cancel order").click()
     assert page.get_by_role("status").inner_text() == "The order is cancelled."
