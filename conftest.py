@@ -162,10 +162,14 @@ def make_product(db: asyncpg.Connection) -> MakeProduct:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Debian's Chromium driven by Playwright, headless. Skips, saying why, where there is no Chromium;
-    on CI (CI=true) a missing Chromium fails instead, so browser tests can never silently not run."""
+    on CI (CI=true) a missing Chromium fails instead, so browser tests can never silently not run.
+
+    Module-scoped on purpose: Playwright's sync API keeps an event loop running on the main thread while it
+    lives, and any async test (or asyncio.run() in a session fixture) after it would fail with "cannot be
+    called from a running event loop". Being module-scoped, it is also set up after the session fixtures."""
     import os
     import shutil
 

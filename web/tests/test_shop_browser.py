@@ -25,12 +25,6 @@ DESKTOP = {"width": 1100, "height": 760}
 PHONE = {"width": 375, "height": 740}
 
 
-@pytest.fixture(autouse=True)
-def _system_up_before_the_browser(web_url: str, inventory_url: str, migrated_admin_url: str) -> None:
-    """The live system's session fixtures set themselves up with asyncio.run(), which cannot run once
-    Playwright's sync API owns this thread's event loop: so they are asked for first."""
-
-
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     """A fresh shopper (no cookies) per test."""
@@ -300,3 +294,36 @@ def test_hand_edited_links_get_friendly_4xx_pages(page: Any, web_url: str) -> No
         assert response.status == status, path
         assert page.locator("h1").is_visible()
         assert "Traceback" not in page.content()
+
+
+@pytest.fixture(scope="module")
+def small_pages_shop_url(gateway_url: str) -> Iterator[str]:
+    """The shop with two products per page, so paging shows with a handful of products."""
+    settings = WebSettings(
+        gateway_url=f"{gateway_url}/graphql", secret_key="paging-test", products_per_page=2
+    )
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def test_the_product_list_pages_through_every_product_once(
+    small_pages_shop_url: str, page: Any, inventory_url: str
+) -> None:
+    mine = [create_product(inventory_url, name=unique("Paged"), price_cents=300, stock=9) for _ in range(3)]
+    page.goto(f"{small_pages_shop_url}/")
+    seen: list[str] = []
+    for _ in range(1_000):
+        ids = page.locator(".stock[data-product-id]").evaluate_all(
+            "nodes => nodes.map(n => n.dataset.productId)"
+        )
+        assert 1 <= len(ids) <= 2
+        seen.extend(ids)
+        if seen != ids:
+            assert page.get_by_role("link", name="First page").is_visible()
+        next_page = page.get_by_role("link", name="Next page")
+        if not next_page.count():
+            break
+        next_page.click()
+    assert len(seen) == len(set(seen))
+    assert set(mine) <= set(seen)
+    assert seen[-3:] == mine  # newest last: keyset paging by id

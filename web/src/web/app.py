@@ -117,6 +117,32 @@ class HtmlErrorPageMiddleware:
                 await _send_html(send, 500, body)
 
 
+SECURITY_HEADERS = [
+    # No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class CsrfMiddleware:
     """asgi-csrf (a signed double-submit token: cookie + hidden form field, via itsdangerous) as a Starlette
     middleware class. Every shop POST path is always protected, even for a browser without cookies."""
@@ -211,5 +237,6 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
     app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
     app.add_middleware(HtmlErrorPageMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
