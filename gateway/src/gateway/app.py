@@ -89,6 +89,40 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class PlainErrorsAsGraphQL:
+    """Strawberry answers HTTP-level refusals (a body that is not JSON, a mutation over GET) in plain text;
+    clients get them in GraphQL's error shape with a code, like every other refusal."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewriting_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if 400 <= message["status"] < 500 and headers.get(b"content-type", b"").startswith(
+                    b"text/plain"
+                ):
+                    start = message
+                    return
+            elif start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    text = b"".join(chunks).decode("utf-8", "replace")[:300] or "Bad request"
+                    await graphql_error_response(start["status"], text)(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewriting_send)
+
+
 def create_app(
     settings: GatewaySettings | None = None, *, transports: dict[str, httpx.AsyncBaseTransport] | None = None
 ) -> FastAPI:
@@ -184,6 +218,7 @@ def create_app(
         detail = exc.detail if isinstance(exc.detail, str) else "Bad request"
         return graphql_error_response(exc.status_code, detail)
 
+    app.add_middleware(PlainErrorsAsGraphQL)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

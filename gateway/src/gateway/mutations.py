@@ -123,17 +123,17 @@ def _check_order_input(order: PlaceOrderInput) -> tuple[list[tuple[int, int]], l
     errors: list[UserError] = []
     lines: list[tuple[int, int]] = []
     if not 1 <= len(order.items) <= MAX_LINES:
-        errors.append(_invalid("data.items", f"An order has 1 to {MAX_LINES} items."))
+        errors.append(_invalid("input.items", f"An order has 1 to {MAX_LINES} items."))
     for index, line in enumerate(order.items[:MAX_LINES]):
         product_id = parse_id(line.product_id)
         if product_id is None:
-            errors.append(_invalid(f"data.items.{index}.productId", "Not a product id."))
+            errors.append(_invalid(f"input.items.{index}.productId", "Not a product id."))
             continue
         if not 1 <= line.qty <= MAX_QTY_PER_LINE:
             errors.append(
                 UserError(
                     code=ErrorCode.INVALID_QUANTITY,
-                    field=f"data.items.{index}.qty",
+                    field=f"input.items.{index}.qty",
                     message=f"Quantity must be between 1 and {MAX_QTY_PER_LINE}; got {line.qty}.",
                     product_id=strawberry.ID(str(product_id)),
                     requested=line.qty,
@@ -145,7 +145,7 @@ def _check_order_input(order: PlaceOrderInput) -> tuple[list[tuple[int, int]], l
     if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
         errors.append(
             _invalid(
-                "data.idempotencyKey",
+                "input.idempotencyKey",
                 f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
             )
         )
@@ -248,7 +248,7 @@ class Mutation:
             return ProductPayload(
                 product=None,
                 errors=[
-                    UserError(code=ErrorCode.NOT_FOUND, field="data.id", message="There is no such product.")
+                    UserError(code=ErrorCode.NOT_FOUND, field="input.id", message="There is no such product.")
                 ],
             )
         changes: dict[str, object] = {}
@@ -274,7 +274,7 @@ class Mutation:
                 product=None,
                 errors=[
                     UserError(
-                        code=ErrorCode.NOT_FOUND, field="data.productId", message="There is no such product."
+                        code=ErrorCode.NOT_FOUND, field="input.productId", message="There is no such product."
                     )
                 ],
             )
@@ -294,7 +294,7 @@ class Mutation:
             for error in errors:
                 if error.code is ErrorCode.INSUFFICIENT_STOCK:
                     error.product_id = strawberry.ID(str(product_id))
-                    error.field = "data.delta"
+                    error.field = "input.delta"
             return ProductPayload(product=None, errors=errors)
         return ProductPayload(product=Product.from_record(record), errors=[])
 

@@ -1,0 +1,316 @@
+"""Guards: admin fields need an admin token; bad, deep, large or hostile requests get a coded error, never
+a 500; rate limits and the sign-in throttle answer RATE_LIMITED with retryAfter."""
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from gateway.app import create_app
+from gateway.auth import create_account
+from gateway.settings import GatewaySettings
+from servicekit.db import create_engine
+from servicekit.testing import LiveServer
+
+from .conftest import Gql, error_codes
+
+ADMIN_OPERATIONS = {
+    "orders": "{ orders { nodes { id } } }",
+    "capturePayment": 'mutation { capturePayment(orderId: "1") { errors { code } } }',
+    "cancelOrder": 'mutation { cancelOrder(orderId: "1") { errors { code } } }',
+    "createProduct": 'mutation { createProduct(input: {name: "x", priceCents: 1, stockQty: 1}) { errors { code } } }',
+    "updateProduct": 'mutation { updateProduct(input: {id: "1", name: "x"}) { errors { code } } }',
+    "adjustStock": 'mutation { adjustStock(input: {productId: "1", delta: 1}) { errors { code } } }',
+}
+
+
+@pytest.fixture(scope="module")
+def staff_token(gateway_url: str, gateway_settings: GatewaySettings) -> str:
+    username, password = f"staff-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+
+    async def create() -> None:
+        engine = create_engine(gateway_settings)
+        try:
+            await create_account(engine, username, password, "staff")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
+    response = httpx.post(
+        f"{gateway_url}/graphql",
+        json={
+            "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
+            "variables": {"u": username, "p": password},
+        },
+    )
+    token: str = response.json()["data"]["login"]["token"]
+    return token
+
+
+@pytest.mark.parametrize("field", ADMIN_OPERATIONS)
+async def test_admin_fields_refuse_a_caller_without_a_token(gql: Gql, field: str) -> None:
+    body = await gql(ADMIN_OPERATIONS[field])
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["data"] is None
+
+
+@pytest.mark.parametrize("field", ADMIN_OPERATIONS)
+async def test_admin_fields_refuse_a_signed_in_non_admin(gql: Gql, field: str, staff_token: str) -> None:
+    body = await gql(ADMIN_OPERATIONS[field], token=staff_token)
+    assert error_codes(body) == ["FORBIDDEN"]
+
+
+@pytest.mark.parametrize("field", ADMIN_OPERATIONS)
+async def test_admin_fields_refuse_forged_and_expired_tokens(
+    gql: Gql, field: str, gateway_settings: GatewaySettings
+) -> None:
+    assert gateway_settings.jwt_secret
+    claims = {"sub": "x", "role": "admin", "iss": "lockstock-gateway"}
+    expired = jwt.encode(
+        claims | {"exp": datetime.now(UTC) - timedelta(minutes=1)},
+        gateway_settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+    forged = jwt.encode(
+        claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)}, "not-the-secret", algorithm="HS256"
+    )
+    unsigned = jwt.encode(claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)}, None, algorithm="none")
+    for token in (expired, forged, unsigned, "garbage"):
+        assert error_codes(await gql(ADMIN_OPERATIONS[field], token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_public_fields_need_no_token(gql: Gql) -> None:
+    body = await gql("{ products(first: 1) { nodes { id } } }")
+    assert "errors" not in body
+
+
+async def test_login_refuses_a_wrong_password_and_an_unknown_user_alike(
+    gql: Gql, admin_credentials: tuple[str, str]
+) -> None:
+    login = (
+        "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token errors { code } } }"
+    )
+    username, _ = admin_credentials
+    for variables in ({"u": username, "p": "wrong password"}, {"u": "nobody-here", "p": "whatever it is"}):
+        payload = (await gql(login, variables))["data"]["login"]
+        assert payload == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}
+
+
+async def test_a_token_from_login_expires_as_configured(gql: Gql, admin_credentials: tuple[str, str]) -> None:
+    username, password = admin_credentials
+    payload = (
+        await gql(
+            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token expiresAt } }",
+            {"u": username, "p": password},
+        )
+    )["data"]["login"]
+    claims = jwt.decode(payload["token"], options={"verify_signature": False})
+    assert claims["role"] == "admin"
+    assert 3_500 <= claims["exp"] - datetime.now(UTC).timestamp() <= 3_600
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ products { nodes { id }", {}),  # malformed
+        ("{ nope }", {}),  # unknown field
+        ("query($n: Int!) { products(first: $n) { nodes { id } } }", {"n": 2**70}),  # beyond 64 bits
+        ("query($n: Int!) { products(first: $n) { nodes { id } } }", {"n": "ten"}),
+        ("query($n: Int!) { products(first: $n) { nodes { id } } }", {"n": -1}),
+        ("query($n: Int!) { products(first: $n) { nodes { id } } }", {"n": 101}),
+        ('{ products(after: "not-a-cursor") { nodes { id } } }', {}),
+        ('{ products(after: "-5") { nodes { id } } }', {}),
+        ("query($id: ID!) { product(id: $id) { id } }", {"id": {"nested": True}}),
+        ("query($id: ID!) { product(id: $id) { id } }", {}),  # missing variable
+        (
+            'mutation($p: Cents!) { createProduct(input: {name: "x", priceCents: $p, stockQty: 1}) { errors { code } } }',
+            {"p": 2**80},
+        ),
+        (
+            'mutation { createProduct(input: {name: "x", priceCents: "12", stockQty: 1}) { errors { code } } }',
+            {},
+        ),
+        ("query { orders(status: NOT_A_STATUS) { nodes { id } } }", {}),
+    ],
+)
+async def test_bad_requests_get_bad_request_never_a_500(
+    gql: Gql, query: str, variables: dict[str, Any]
+) -> None:
+    body = await gql(query, variables)
+    codes = error_codes(body)
+    assert codes and set(codes) == {"BAD_REQUEST"}, body
+    assert all("Traceback" not in e["message"] for e in body["errors"])
+
+
+async def test_a_string_id_that_cannot_exist_is_simply_not_found(gql: Gql) -> None:
+    for raw in ("abc", "0", "-1", "1e3", str(2**64), " 1 "):
+        body = await gql("query($id: ID!) { product(id: $id) { id } order(id: $id) { id } }", {"id": raw})
+        assert body == {"data": {"product": None, "order": None}} or raw == " 1 "
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ({"productId": "abc", "qty": 1}, "INVALID_INPUT"),
+        ({"productId": str(2**64), "qty": 1}, "INVALID_INPUT"),
+        ({"productId": "1", "qty": 0}, "INVALID_QUANTITY"),
+        ({"productId": "1", "qty": -5}, "INVALID_QUANTITY"),
+        ({"productId": "1", "qty": 1001}, "INVALID_QUANTITY"),
+    ],
+)
+async def test_bad_order_lines_are_refused_in_the_payload(gql: Gql, line: dict[str, Any], code: str) -> None:
+    body = await gql(
+        "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { order { id } errors { code field } } }",
+        {"i": {"items": [line]}},
+    )
+    assert body["data"]["placeOrder"]["order"] is None
+    assert [e["code"] for e in body["data"]["placeOrder"]["errors"]] == [code]
+
+
+async def test_an_empty_order_and_a_bad_idempotency_key_are_invalid_input(gql: Gql) -> None:
+    query = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { order { id } errors { code field } } }"
+    empty = await gql(query, {"i": {"items": []}})
+    assert [e["code"] for e in empty["data"]["placeOrder"]["errors"]] == ["INVALID_INPUT"]
+    long_key = await gql(query, {"i": {"items": [{"productId": "1", "qty": 1}], "idempotencyKey": "k" * 256}})
+    assert [e["field"] for e in long_key["data"]["placeOrder"]["errors"]] == ["input.idempotencyKey"]
+
+
+async def test_a_megabyte_body_is_refused_before_parsing(gateway_url: str, http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        f"{gateway_url}/graphql",
+        json={
+            "query": "mutation($u: String!) { login(username: $u, password: $u) { token } }",
+            "variables": {"u": "x" * 1_000_000},
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_a_body_that_is_not_json_gets_bad_request(gateway_url: str, http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        f"{gateway_url}/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_a_mutation_over_get_is_refused(gateway_url: str, http: httpx.AsyncClient) -> None:
+    response = await http.get(
+        f"{gateway_url}/graphql",
+        params={"query": 'mutation { login(username: "a", password: "b") { token } }'},
+    )
+    assert 400 <= response.status_code < 500
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(
+    variables=st.dictionaries(
+        st.sampled_from(["i", "n", "id"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+            lambda children: (
+                st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+            ),
+            max_leaves=12,
+        ),
+    )
+)
+def test_hostile_variables_never_make_a_500(gateway_url: str, variables: dict[str, Any]) -> None:
+    query = """mutation($i: PlaceOrderInput!, $n: Int, $id: ID!) {
+      placeOrder(input: $i) { order { id } errors { code } } }"""
+    response = httpx.post(f"{gateway_url}/graphql", json={"query": query, "variables": variables}, timeout=30)
+    assert response.status_code < 500, response.text
+    body = response.json()
+    for error in body.get("errors", []):
+        assert error["extensions"]["code"] in {"BAD_REQUEST", "RATE_LIMITED"}, body
+
+
+# A gateway of its own with low limits, so the shared one is never throttled.
+@pytest.fixture
+def strict_gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
+    strict = gateway_settings.model_copy(
+        update={
+            "max_query_depth": 3,
+            "max_aliases": 3,
+            "max_query_tokens": 200,
+            "rate_limit_place_order": "3/minute",
+            "rate_limit_login": "6/minute",
+            "login_failures_per_username": "2/minute",
+            "login_failures_per_client": "100/minute",
+            "introspection": False,
+            "graphiql": False,
+        }
+    )
+    with LiveServer(create_app(strict)) as server:
+        yield server.url
+
+
+async def test_over_deep_too_long_and_alias_heavy_queries_get_bad_request(
+    gql: Gql, strict_gateway_url: str
+) -> None:
+    deep = "{ orders { nodes { items { product { id } } } } }"
+    aliases = "{ a: products { nodes { id } } b: products { nodes { id } } c: products { nodes { id } } d: products { nodes { id } } }"
+    long_query = "{ products { nodes { " + " ".join(["id"] * 300) + " } } }"
+    for query in (deep, aliases, long_query):
+        body = await gql(query, url=strict_gateway_url)
+        assert error_codes(body) == ["BAD_REQUEST"], (query[:40], body)
+
+
+async def test_introspection_can_be_switched_off(
+    gql: Gql, strict_gateway_url: str, http: httpx.AsyncClient
+) -> None:
+    assert set(error_codes(await gql("{ __schema { types { name } } }", url=strict_gateway_url))) == {
+        "BAD_REQUEST"
+    }
+    off = await http.get(f"{strict_gateway_url}/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in off.text.lower()
+
+
+async def test_graphiql_and_introspection_are_on_by_default(
+    gql: Gql, gateway_url: str, http: httpx.AsyncClient
+) -> None:
+    assert "errors" not in await gql("{ __schema { queryType { name } } }")
+    page = await http.get(f"{gateway_url}/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+
+async def test_place_order_is_rate_limited_per_client(gql: Gql, strict_gateway_url: str) -> None:
+    query = "mutation { placeOrder(input: {items: []}) { errors { code } } }"
+    for _ in range(3):
+        assert "errors" not in await gql(query, url=strict_gateway_url)
+    limited = await gql(query, url=strict_gateway_url)
+    assert error_codes(limited) == ["RATE_LIMITED"]
+    assert 1 <= limited["errors"][0]["extensions"]["retryAfter"] <= 60
+
+
+async def test_failed_logins_are_throttled_per_username(
+    gql: Gql, strict_gateway_url: str, admin_credentials: tuple[str, str]
+) -> None:
+    login = (
+        "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token errors { code } } }"
+    )
+    username, password = admin_credentials
+    for _ in range(2):
+        wrong = await gql(login, {"u": username, "p": "not the password"}, url=strict_gateway_url)
+        assert wrong["data"]["login"]["errors"] == [{"code": "INVALID_CREDENTIALS"}]
+    # Even the right password waits now: that is what stops guessing.
+    throttled = await gql(login, {"u": username, "p": password}, url=strict_gateway_url)
+    assert error_codes(throttled) == ["RATE_LIMITED"]
+    assert throttled["errors"][0]["extensions"]["retryAfter"] >= 1
+    # Another username from the same client is not throttled by this one's failures.
+    other = await gql(login, {"u": "someone-else", "p": "x"}, url=strict_gateway_url)
+    assert other["data"]["login"]["errors"] == [{"code": "INVALID_CREDENTIALS"}]
+
+
+async def test_login_is_rate_limited_per_client(gql: Gql, strict_gateway_url: str) -> None:
+    login = 'mutation { login(username: "nobody", password: "x") { token } }'
+    codes = [error_codes(await gql(login, url=strict_gateway_url)) for _ in range(8)]
+    assert ["RATE_LIMITED"] in codes
