@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import itsdangerous
 import pytest
+from admin.app import create_app
+from admin.settings import AdminSettings
+from servicekit.testing import LiveServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1100, "height": 760}
@@ -303,3 +306,45 @@ def test_a_session_whose_token_the_gateway_refuses_is_ended_and_sent_to_sign_in(
     assert page.get_by_role("alert").inner_text() == "Your session has ended. Please sign in again."
     page.goto(f"{admin_ui_url}/products")
     assert page.url.startswith(f"{admin_ui_url}/sign-in")
+
+
+@pytest.fixture(scope="module")
+def small_pages_admin_url(gateway_url: str) -> Iterator[str]:
+    """An admin of its own showing two rows a page, so paging needs only a handful of rows."""
+    settings = AdminSettings(gateway_url=f"{gateway_url}/graphql", secret_key="small-pages", page_size=2)
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def test_orders_are_paged_newest_first_and_filtered_by_status(
+    small_pages_admin_url: str,
+    page: Any,
+    admin_credentials: tuple[str, str],
+    inventory_url: str,
+    orders_url: str,
+) -> None:
+    product_id = create_product(inventory_url, name=unique("Paging pen"), price_cents=300, stock=10)
+    placed = [place_order(orders_url, product_id, 1)["orderId"] for _ in range(3)]
+    sign_in(page, small_pages_admin_url, admin_credentials)
+
+    page.goto(f"{small_pages_admin_url}/orders")
+    seen: list[int] = []
+    for _ in range(50):  # pages, newest first, until the oldest of ours has gone by
+        links = page.get_by_role("table").get_by_role("link").all_inner_texts()
+        assert len(links) <= 2
+        seen += [int(text.lstrip("#")) for text in links]
+        if placed[0] in seen or not page.get_by_role("link", name="Next page").count():
+            break
+        page.get_by_role("link", name="Next page").click()
+    assert seen == sorted(seen, reverse=True)
+    assert seen[:3] == placed[::-1]
+
+    page.goto(f"{small_pages_admin_url}/orders?status=PAID")
+    paid = (
+        page.get_by_role("table").get_by_role("link").all_inner_texts()
+        if page.get_by_role("table").count()
+        else []
+    )
+    assert not set(paid) & {f"#{order_id}" for order_id in placed}
+    page.goto(f"{small_pages_admin_url}/orders?status=SHIPPED")
+    assert page.get_by_role("heading", name="Unknown status").is_visible()
