@@ -233,7 +233,7 @@ async def test_an_answer_after_the_client_timed_out_is_replayed_by_the_retry(
     with (
         PaymentsServer(service_database_urls, wrap=count) as payments,
         orders_server(
-            service_database_urls, payments.url, payments_timeout_s=0.3, payments_retry_attempts=60
+            service_database_urls, payments.url, payments_timeout_s=0.3, payments_retry_attempts=50
         ) as url,
     ):
         # Each charge takes 1 s; orders gives up on a call after 0.3 s. The charge still happens.
