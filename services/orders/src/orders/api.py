@@ -53,7 +53,10 @@ async def list_orders(
     return await service.list_orders(session, status=status_filter, after=after, limit=limit)
 
 
-@router.post("/orders/{order_id}/capture", response_model=OrderRead, responses={502: PROBLEM_RESPONSES[503]})
+PAYMENTS_REFUSED = {502: {**PROBLEM_RESPONSES[503], "description": "Payments refused the charge request"}}
+
+
+@router.post("/orders/{order_id}/capture", response_model=OrderRead, responses=PAYMENTS_REFUSED)
 async def capture_payment(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
     """Charge the order's total through payments: PAID, or PAYMENT_FAILED with the reason (capture again to
     make a new attempt). A PAID order is returned as it is; nothing is charged twice, whatever is retried."""

@@ -4,15 +4,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from orders import metrics, repository
-from orders.errors import InsufficientStock, InvalidQuantity, OrderNotCancellable, OrderNotFound, UnknownProduct
-from orders.schemas import MAX_QTY_PER_LINE, OrderLineIn, OrderPlaced, OrderRead
-from orders.errors import OrderNotCapturable
+from orders.errors import (
+    InsufficientStock,
+    InvalidQuantity,
+    OrderNotCancellable,
+    OrderNotCapturable,
+    OrderNotFound,
+    UnknownProduct,
+)
 from orders.payments import Charge, PaymentsClient
+from orders.schemas import MAX_QTY_PER_LINE, OrderLineIn, OrderPlaced, OrderRead
 
 log = structlog.get_logger()
 
@@ -127,7 +133,7 @@ MARK_PAYMENT_FAILED = text(
     RETURNING id
     """
 )
-# An order cancelled while its charge succeeded keeps the charge id, so the charge is traceable and refundable.
+# An order cancelled while its charge succeeded keeps the charge id, so the charge can be traced and refunded.
 RECORD_CHARGE_ON_CANCELLED = text(
     """
     UPDATE orders.orders SET charge_id = :charge_id, updated_at = now()
@@ -163,8 +169,9 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
     if order["total_cents"] == 0:
         charge = None  # nothing to charge: a free order is paid as it is
     else:
+        key = capture_key(order_id, attempt)
         charge = await payments.charge(
-            order_id=order_id, amount_cents=order["total_cents"], idempotency_key=capture_key(order_id, attempt)
+            order_id=order_id, amount_cents=order["total_cents"], idempotency_key=key
         )
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -174,8 +181,8 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
     charge_id = charge.charge_id if charge else None
     if moved:
         metrics.CAPTURES.labels(metrics.capture_outcome(order["status"], order["payment_failure_code"])).inc()
-        log.info("order_captured", order_id=order_id, attempt=attempt, status=order["status"], charge_id=charge_id,
-                 failure_code=order["payment_failure_code"])
+        log.info("order_captured", order_id=order_id, attempt=attempt, status=order["status"],
+                 charge_id=charge_id, failure_code=order["payment_failure_code"])
     elif order["status"] == "CANCELLED" and charge is not None and charge.succeeded:
         # Cancelled while the charge was being made: the stock is back on the shelf, so the order stays
         # cancelled and the succeeded charge is recorded on it, to be refunded (payments has no refunds yet).
@@ -184,7 +191,8 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
             await conn.execute(RECORD_CHARGE_ON_CANCELLED, {"order_id": order_id, "charge_id": charge_id})
         log.error("charge_needs_refund", order_id=order_id, charge_id=charge_id)
         raise OrderNotCapturable(
-            f"Order {order_id} was cancelled while it was being charged; charge {charge_id} must be refunded.",
+            f"Order {order_id} was cancelled while it was being charged; charge {charge_id} is to be "
+            "refunded.",
             order_id=order_id, order_status="CANCELLED", charge_id=charge_id,
         )
     elif order["status"] == "CANCELLED":
