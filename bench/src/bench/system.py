@@ -1,0 +1,193 @@
+"""The system under test, all of it private to one bench run: its own embedded PostgreSQL in a temp dir, its
+own migrated database, and the apps as uvicorn subprocesses on free loopback ports (never the default ones).
+"""
+
+import asyncio
+import importlib.util
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from lockstock_db import database
+from servicekit.db import plain_url
+from servicekit.embedded import EmbeddedPostgres, free_port
+
+
+async def sql(url: str, *statements: str) -> list[Any]:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return [await conn.fetchval(statement) for statement in statements]
+    finally:
+        await conn.close()
+
+
+def run_sql(url: str, *statements: str) -> list[Any]:
+    return asyncio.run(sql(url, *statements))
+
+
+@dataclass
+class App:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_healthy(app: App, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"{app.name} exited: {app.log.read_text(errors='replace')[-1500:]}")
+        try:
+            if httpx.get(f"{app.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{app.name} did not become healthy in {timeout:.0f} s")
+
+
+@dataclass
+class System:
+    """Everything one bench run starts; ``close()`` stops and deletes it all."""
+
+    durable: bool = True
+    pool_size: int = 40
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lsbench-")))
+    postgres: EmbeddedPostgres | None = None
+    admin_url: str = ""
+    service_urls: dict[str, str] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+    gateway_problem: str | None = None
+    _stack: ExitStack = field(default_factory=ExitStack)
+
+    def start_database(self) -> None:
+        self.postgres = EmbeddedPostgres(
+            self.workdir / "pg", free_port(), durable=self.durable, max_connections=300
+        )
+        self._stack.callback(self.postgres.destroy)
+        server_url = self.postgres.start()
+        self.admin_url = database.ensure_database(server_url, "lockstock")
+        database.migrate(self.admin_url)
+        passwords = {role: secrets.token_urlsafe(16) for role in database.SERVICE_ROLES.values()}
+        database.apply_role_passwords(self.admin_url, passwords)
+        self.service_urls = database.service_database_urls(self.admin_url, passwords)
+        self.passwords = passwords
+
+    def extra_database(self, name: str) -> dict[str, str]:
+        """Another migrated database in the same cluster; returns its service URLs (and "admin")."""
+        assert self.postgres is not None
+        admin_url = database.ensure_database(self.postgres.admin_url(), name)
+        database.migrate(admin_url)
+        database.apply_role_passwords(admin_url, self.passwords)
+        return {"admin": admin_url, **database.service_database_urls(admin_url, self.passwords)}
+
+    def start_app(self, name: str, module: str, env: dict[str, str], key: str | None = None) -> App:
+        port = free_port()
+        log = self.workdir / f"{key or name}.log"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"{module}:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, **env},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        app = App(name, f"http://127.0.0.1:{port}", process, log)
+        self.apps[key or name] = app
+        self._stack.callback(app.stop)
+        wait_healthy(app)
+        return app
+
+    def start_services(self, *, want_gateway: bool = True) -> None:
+        quiet = {"LOG_LEVEL": "WARNING"}
+        pool = {"DB_POOL_SIZE": str(self.pool_size), "DB_MAX_OVERFLOW": "10"}
+        self.start_app(
+            "inventory",
+            "inventory.app",
+            prefixed("INVENTORY_", {**quiet, **pool, "DATABASE_URL": self.service_urls["inventory"]}),
+        )
+        self.start_app(
+            "orders",
+            "orders.app",
+            prefixed(
+                "ORDERS_",
+                {
+                    **quiet,
+                    **pool,
+                    "DATABASE_URL": self.service_urls["orders"],
+                    # capture is not benchmarked; point payments at a port nobody listens on
+                    "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
+                },
+            ),
+        )
+        if not want_gateway:
+            self.gateway_problem = "skipped (--no-gateway)"
+            return
+        if importlib.util.find_spec("gateway") is None or importlib.util.find_spec("gateway.app") is None:
+            self.gateway_problem = "the gateway package has no gateway.app"
+            return
+        if "gateway" not in self.service_urls:
+            self.gateway_problem = "no gateway_svc role (its migration is missing)"
+            return
+        try:
+            self.start_app(
+                "gateway",
+                "gateway.app",
+                prefixed(
+                    "GATEWAY_",
+                    {
+                        **quiet,
+                        "DATABASE_URL": self.service_urls["gateway"],
+                        "INVENTORY_URL": self.apps["inventory"].url,
+                        "ORDERS_URL": self.apps["orders"].url,
+                        "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
+                        "JWT_SECRET": secrets.token_urlsafe(32),
+                        "UPSTREAM_MAX_CONNECTIONS": "200",
+                        "RATE_LIMIT_PLACE_ORDER": "100000000/minute",
+                        "GRAPHIQL": "false",
+                    },
+                ),
+            )
+        except RuntimeError as exc:
+            self.gateway_problem = f"did not start: {str(exc)[-300:]}"
+
+    def close(self) -> None:
+        self._stack.close()
+        if self.postgres is not None:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}{key}": value for key, value in values.items()}
