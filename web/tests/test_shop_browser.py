@@ -327,3 +327,33 @@ def test_the_product_list_pages_through_every_product_once(
     assert len(seen) == len(set(seen))
     assert set(mine) <= set(seen)
     assert seen[-3:] == mine  # newest last: keyset paging by id
+
+
+def test_the_shop_works_without_javascript_and_in_a_sensible_focus_order(
+    browser: Any, web_url: str, inventory_url: str, migrated_admin_url: str
+) -> None:
+    name = unique("Tamper")
+    tamper = create_product(inventory_url, name=name, price_cents=2_900, stock=6)
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{web_url}/products/{tamper}")
+        focused = []
+        for _ in range(7):
+            page.keyboard.press("Tab")
+            focused.append(
+                page.locator(":focus").first.get_attribute("id") or page.locator(":focus").inner_text()
+            )
+        assert focused[:4] == ["Skip to content", "lockstock", "Products", "Cart"]
+        assert focused[5:7] == ["qty", "Add to cart"]
+
+        page.get_by_label("Quantity").fill("2")
+        page.get_by_label("Quantity").press("Enter")
+        page.wait_for_url(re.compile(r"/cart"))
+        page.get_by_role("link", name="Check out").click()
+        page.get_by_role("button", name="Place order").click()
+        page.wait_for_url(re.compile(r"/orders/"))
+        assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
+        assert stock_of(migrated_admin_url, tamper) == 4
+    finally:
+        context.close()
