@@ -348,3 +348,21 @@ def test_orders_are_paged_newest_first_and_filtered_by_status(
     assert not set(paid) & {f"#{order_id}" for order_id in placed}
     page.goto(f"{small_pages_admin_url}/orders?status=SHIPPED")
     assert page.get_by_role("heading", name="Unknown status").is_visible()
+
+
+def test_hand_edited_links_get_friendly_4xx_pages(
+    page: Any, admin_ui_url: str, admin_credentials: tuple[str, str]
+) -> None:
+    sign_in(page, admin_ui_url, admin_credentials)
+    for path, status, heading in [
+        ("/products?after=not-a-cursor", 400, "Link not understood"),
+        ("/orders?after=-1", 400, "Link not understood"),
+        ("/orders?status=SHIPPED", 400, "Unknown status"),
+        ("/products/999999999", 404, "Product not found"),
+        ("/products/abc", 404, "Product not found"),
+        ("/orders/999999999", 404, "Order not found"),
+        ("/nowhere", 404, "Page not found"),
+    ]:
+        response = page.goto(f"{admin_ui_url}{path}")
+        assert response.status == status, path
+        assert page.get_by_role("heading", level=1).inner_text() == heading, path

@@ -15,7 +15,7 @@ from servicekit.middleware import RequestContextMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin.gateway import ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
+from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
 from admin.settings import AdminSettings, resolve_secret_key
@@ -92,6 +92,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
         context = {"title": "Request not accepted", "message": "The address or form was not understood."}
+        return render(request, "error.html", context, status_code=400)
+
+    @app.exception_handler(BadRequestError)
+    async def gateway_bad_request(request: Request, exc: BadRequestError) -> HTMLResponse:
+        context = {
+            "title": "Link not understood",
+            "message": "This address was not understood; it may have been edited.",
+        }
         return render(request, "error.html", context, status_code=400)
 
     @app.exception_handler(GatewayError)

@@ -32,6 +32,10 @@ class ForbiddenError(RefusedError):
     """A valid token without the admin role."""
 
 
+class BadRequestError(RefusedError):
+    """The gateway did not accept the query's input (e.g. a hand-edited page cursor)."""
+
+
 class RateLimitedError(RefusedError):
     def __init__(self, retry_after: int | None) -> None:
         super().__init__(f"rate limited (retry after {retry_after}s)")
@@ -177,6 +181,8 @@ class GatewayClient:
                 raise UnauthenticatedError(error.get("message", ""))
             if code == "FORBIDDEN":
                 raise ForbiddenError(error.get("message", ""))
+            if code == "BAD_REQUEST":
+                raise BadRequestError(error.get("message", ""))
             if code == "RATE_LIMITED":
                 retry_after = extensions.get("retryAfter")
                 raise RateLimitedError(int(retry_after) if retry_after is not None else None)
