@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
@@ -332,3 +335,73 @@ async def test_an_order_cancelled_while_its_charge_succeeds_stays_cancelled_and_
         order = await get_order(url, order_id)
         assert (order["status"], order["charge_id"]) == ("CANCELLED", charge["id"])
         assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product) == 5
+
+
+class SwitchableProcessor(SimulatedProcessor):
+    """Declines every card while ``declining`` is set, like a shopper whose card is refused, then fixed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.declining = False
+
+    async def charge(self, reference: str, amount_cents: int) -> ProcessorOutcome:
+        if self.declining:
+            return ProcessorOutcome(succeeded=False, failure_code="card_declined")
+        return await super().charge(reference, amount_cents)
+
+
+@pytest.fixture(scope="module")
+def shared_pair(service_database_urls) -> Iterator[tuple[PaymentsServer, str]]:
+    with (
+        PaymentsServer(service_database_urls) as payments,
+        orders_server(service_database_urls, payments.url) as url,
+    ):
+        payments.processor = SwitchableProcessor()
+        yield payments, url
+
+
+OPERATIONS = st.lists(
+    st.sampled_from(["capture", "capture x3", "cancel", "card refused", "card fixed"]), min_size=1, max_size=7
+)
+
+
+@given(operations=OPERATIONS)
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+async def test_no_sequence_of_captures_declines_and_cancels_ever_charges_an_order_twice(
+    shared_pair, db, make_product, operations
+):
+    payments, url = shared_pair
+    processor: SwitchableProcessor = payments.processor
+    processor.declining = False
+    product = await make_product(stock=3, price_cents=1_500)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        placed = await client.post("/orders", json={"items": [{"productId": product, "qty": 2}]})
+        order_id = placed.json()["orderId"]
+        for operation in operations:
+            if operation == "card refused":
+                processor.declining = True
+            elif operation == "card fixed":
+                processor.declining = False
+            elif operation == "cancel":
+                assert (await client.post(f"/orders/{order_id}/cancel")).status_code in (200, 409)
+            else:
+                times = 3 if operation == "capture x3" else 1
+                responses = await asyncio.gather(
+                    *(client.post(f"/orders/{order_id}/capture") for _ in range(times))
+                )
+                assert {r.status_code for r in responses} <= {200, 409}
+        order = (await client.get(f"/orders/{order_id}")).json()
+
+    charges = await charges_of(db, order_id)
+    succeeded = [c for c in charges if c["status"] == "succeeded"]
+    assert len(succeeded) <= 1
+    assert not [c for c in charges if c["status"] == "pending"]
+    assert order["payment_attempts"] == len([c for c in charges if c["status"] == "failed"])
+    if order["status"] == "PAID":
+        assert order["charge_id"] == succeeded[0]["id"]
+    elif order["status"] == "CANCELLED":
+        assert order["charge_id"] == (succeeded[0]["id"] if succeeded else None)
+    else:
+        assert succeeded == []
+    stock = await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product)
+    assert stock == (3 if order["status"] == "CANCELLED" else 1)
