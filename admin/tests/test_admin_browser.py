@@ -16,6 +16,7 @@ import itsdangerous
 import pytest
 from admin.app import create_app
 from admin.settings import AdminSettings
+from servicekit.embedded import free_port
 from servicekit.testing import LiveServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -366,3 +367,26 @@ def test_hand_edited_links_get_friendly_4xx_pages(
         response = page.goto(f"{admin_ui_url}{path}")
         assert response.status == status, path
         assert page.get_by_role("heading", level=1).inner_text() == heading, path
+
+
+@pytest.fixture
+def admin_without_gateway() -> Iterator[str]:
+    """An admin whose gateway is down: nothing listens on its port."""
+    settings = AdminSettings(gateway_url=f"http://127.0.0.1:{free_port()}/graphql", secret_key="no-gateway")
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def test_the_gateway_down_shows_a_friendly_page_with_the_request_id(
+    page: Any, admin_without_gateway: str
+) -> None:
+    page.goto(f"{admin_without_gateway}/sign-in")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("anything")
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.get_by_role("button", name="Sign in").click()
+    response = posted.value
+    assert response.status == 503
+    assert page.get_by_role("heading", level=1).inner_text() == "The shop's back office is not answering"
+    assert page.locator("code").inner_text() == response.headers["x-request-id"]
+    assert "Traceback" not in page.content()
