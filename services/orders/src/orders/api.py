@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from starlette.responses import JSONResponse, Response
@@ -53,7 +53,9 @@ async def list_orders(
     return await service.list_orders(session, status=status_filter, after=after, limit=limit)
 
 
-PAYMENTS_REFUSED = {502: {**PROBLEM_RESPONSES[503], "description": "Payments refused the charge request"}}
+PAYMENTS_REFUSED: dict[int | str, dict[str, Any]] = {
+    502: {**PROBLEM_RESPONSES[503], "description": "Payments refused the charge request"}
+}
 
 
 @router.post("/orders/{order_id}/capture", response_model=OrderRead, responses=PAYMENTS_REFUSED)
