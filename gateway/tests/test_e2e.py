@@ -5,7 +5,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.testing import LiveServer
@@ -142,7 +141,8 @@ async def test_cancel_gives_the_stock_back_and_a_cancelled_order_cannot_be_captu
 
 async def test_products_page_by_keyset(gql: Gql, make_product):
     ids = [await make_product(stock=1, name=f"Paged {n}") for n in range(3)]
-    query = "query($after: String) { products(first: 2, after: $after) { nodes { id name } pageInfo { endCursor hasNextPage } } }"
+    query = """query($after: String) { products(first: 2, after: $after) {
+      nodes { id name } pageInfo { endCursor hasNextPage } } }"""
     first = (await gql(query, {"after": str(ids[0] - 1)}))["data"]["products"]
     assert [n["id"] for n in first["nodes"]] == [str(ids[0]), str(ids[1])]
     assert first["pageInfo"] == {"endCursor": str(ids[1]), "hasNextPage": True}
@@ -156,7 +156,8 @@ async def test_admin_lists_orders_newest_first_and_by_status(gql: Gql, make_prod
         (await gql(PLACE_ORDER, {"input": lines((product, 1))}))["data"]["placeOrder"]["order"]["id"]
         for _ in range(3)
     ]
-    query = """query($after: String, $status: OrderStatus) { orders(first: 2, after: $after, status: $status) {
+    query = """query($after: String, $status: OrderStatus) {
+      orders(first: 2, after: $after, status: $status) {
       nodes { id status } pageInfo { endCursor hasNextPage } } }"""
     page = (await gql(query, {"status": "PENDING"}, token=admin_token))["data"]["orders"]
     assert [int(n["id"]) for n in page["nodes"]] == sorted(

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.testing import LiveServer
@@ -48,7 +47,7 @@ def problem(status: int, code: str, **extra: Any) -> httpx.Response:
 
 
 class Upstreams:
-    """Stand-ins for inventory and orders; tests set ``orders`` / ``inventory`` handlers and read the calls."""
+    """Stand-ins for inventory and orders; tests set the ``orders`` / ``inventory`` handlers."""
 
     def __init__(self) -> None:
         self.calls: list[httpx.Request] = []
@@ -225,7 +224,8 @@ async def test_an_upstream_failure_is_masked_with_the_request_id(
     [error] = body["errors"]
     assert error["message"] == "Internal error."
     assert error["extensions"] == {"code": "INTERNAL", "requestId": response.headers["x-request-id"]}
-    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
 
 
 async def test_an_unreachable_upstream_is_masked_too(

@@ -14,6 +14,6 @@ SDL = Path(__file__).parent.parent / "schema.graphql"
 
 def test_printed_schema_matches_the_committed_sdl() -> None:
     assert printed_schema() == SDL.read_text(), (
-        "The GraphQL schema changed. If that is intended, regenerate gateway/schema.graphql (see this module's "
-        "docstring) and commit it with the change."
+        "The GraphQL schema changed. If that is intended, regenerate gateway/schema.graphql (see this "
+        "module's docstring) and commit it with the change."
     )
