@@ -18,14 +18,23 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
+    """The app's samples once every earlier request is fully counted: a client has its response a moment
+    before the server's middleware finishes with the request, so wait until the scrape is alone in flight."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+        }
+        in_flight = sum(v for (name, _), v in samples.items() if name == "lockstock_http_requests_in_flight")
+        if in_flight == 1:
+            return samples
+        assert time.monotonic() < deadline, f"{in_flight} requests still in flight"
+        await asyncio.sleep(0.01)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -180,3 +189,38 @@ async def test_any_starlette_app_gets_the_metrics_with_one_call(mounted_app):
     assert value(after, total, method="GET", route="/static/{path}", status="200") == 1
     assert value(after, total, method="GET", route="/boom", status="500") == 1
     assert value(after, "lockstock_http_requests_in_flight", method="GET") == 1
+
+
+async def test_captures_are_counted_by_outcome(orders_url, make_product):
+    paid_mug = await make_product(stock=5, price_cents=1_000)
+    declined_mug = await make_product(
+        stock=5, price_cents=1_002
+    )  # the simulator declines amounts ending in 02
+    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+        before = await scrape(client)
+        outcomes = []
+        for product_id in (paid_mug, declined_mug):
+            placed = await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]})
+            captured = await client.post(f"/orders/{placed.json()['orderId']}/capture")
+            outcomes.append(captured.json()["status"])
+        after = await scrape(client)
+
+    assert outcomes == ["PAID", "PAYMENT_FAILED"]
+    assert delta(before, after, "lockstock_order_captures_total", outcome="paid") == 1
+    assert delta(before, after, "lockstock_order_captures_total", outcome="card_declined") == 1
+
+
+async def test_stock_changes_are_counted_by_kind_and_refusals_apart(inventory_url, make_product):
+    product_id = await make_product(stock=2)
+    async with httpx.AsyncClient(base_url=inventory_url, timeout=30) as client:
+        before = await scrape(client)
+        statuses = [
+            (await client.patch(f"/products/{product_id}/stock", json=body)).status_code
+            for body in ({"stock_qty": 5}, {"delta": -1}, {"delta": -10})
+        ]
+        after = await scrape(client)
+
+    assert statuses == [200, 200, 409]
+    assert delta(before, after, "lockstock_inventory_stock_changes_total", kind="set") == 1
+    assert delta(before, after, "lockstock_inventory_stock_changes_total", kind="delta") == 1
+    assert delta(before, after, "lockstock_inventory_stock_changes_refused_total") == 1

@@ -127,10 +127,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record_status)
         finally:
             elapsed = time.perf_counter() - started
-            in_flight.dec()
             labels = (method, route_template(scope), str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.duration.labels(*labels).observe(elapsed)
+            # Last: a scrape that sees no other request in flight sees every finished one counted.
+            in_flight.dec()
 
 
 def instrument_app(app: Starlette, *, path: str = METRICS_PATH) -> HttpMetrics:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory import repository
+from inventory import metrics, repository
 from inventory.errors import InsufficientStock, ProductNotFound
 from inventory.schemas import ProductCreate, ProductRead, ProductUpdate, StockChange
 
@@ -46,8 +46,10 @@ async def change_stock(session: AsyncSession, product_id: int, change: StockChan
         assert change.delta is not None
         row = await repository.adjust_stock(session, product_id, change.delta)
     if row is not None:
+        metrics.STOCK_CHANGES.labels("set" if change.stock_qty is not None else "delta").inc()
         return _read(row)
     current = await get_product(session, product_id)  # raises ProductNotFound
+    metrics.STOCK_CHANGES_REFUSED.inc()
     raise InsufficientStock(
         f"Cannot remove {-(change.delta or 0)} units of product {product_id}: only {current.stock_qty} in stock.",
         items=[{"product_id": product_id, "requested": -(change.delta or 0), "available": current.stock_qty}],
