@@ -318,3 +318,24 @@ async def test_login_is_rate_limited_per_client(gql: Gql, strict_gateway_url: st
     login = 'mutation { login(username: "nobody", password: "x") { token } }'
     codes = [error_codes(await gql(login, url=strict_gateway_url)) for _ in range(8)]
     assert ["RATE_LIMITED"] in codes
+
+
+async def test_a_trusted_proxy_forwards_its_clients_address(
+    gateway_settings: GatewaySettings, http: httpx.AsyncClient
+) -> None:
+    proxied = gateway_settings.model_copy(
+        update={"rate_limit_place_order": "2/minute", "trusted_proxies": ["127.0.0.1"]}
+    )
+    query = {"query": "mutation { placeOrder(input: {items: []}) { errors { code } } }"}
+
+    async def codes_for(shopper: str) -> list[str]:
+        response = await http.post(
+            f"{server.url}/graphql", json=query, headers={"X-Forwarded-For": f"203.0.113.9, {shopper}"}
+        )
+        return error_codes(response.json())
+
+    with LiveServer(create_app(proxied)) as server:
+        assert await codes_for("198.51.100.1") == []
+        assert await codes_for("198.51.100.1") == []
+        assert await codes_for("198.51.100.1") == ["RATE_LIMITED"]
+        assert await codes_for("198.51.100.2") == []  # another shopper behind the same proxy

@@ -43,6 +43,17 @@ class Context(BaseContext):
         return self._principal
 
 
+def client_address(request: Request, trusted_proxies: list[str]) -> str:
+    """The caller's address; through a trusted proxy, the address that proxy saw (the last it appended)."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in trusted_proxies:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1][:64]
+    return peer
+
+
 async def get_context(request: Request) -> Context:
     state: Any = request.app.state
     return Context(
@@ -53,6 +64,6 @@ async def get_context(request: Request) -> Context:
         tokens=state.tokens,
         limits=state.limits,
         loaders=build_loaders(state.inventory),
-        client_address=request.client.host if request.client else "unknown",
+        client_address=client_address(request, state.settings.trusted_proxies),
         authorization=request.headers.get("authorization"),
     )

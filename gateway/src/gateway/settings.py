@@ -34,5 +34,9 @@ class GatewaySettings(DatabaseSettings):
     rate_limit_login: str = "10/minute"
     login_failures_per_username: str = "5/minute"
     login_failures_per_client: str = "20/minute"
+    # Limits count per client address. Behind a proxy (or the web shop, which calls from its own address for
+    # every shopper) list the proxy's address here and have it send X-Forwarded-For: the address it appends
+    # is then the client. JSON in the env: GATEWAY_TRUSTED_PROXIES='["127.0.0.1"]'.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # memory:// is per process; several gateway instances must share e.g. async+redis://host:6379
     rate_limit_storage_uri: str = "async+memory://"
