@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
-
 from gateway.app import create_app as create_gateway_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
