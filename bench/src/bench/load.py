@@ -15,7 +15,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,9 +42,56 @@ class Measurement:
     generator_cpu_pct: float  # of the whole machine
     ratio: float | None = None  # ops / pgbench-same-sql ops, same workload and concurrency
     note: str = ""
+    machine_cpu_pct: float = 0.0  # how busy the whole machine was (everyone's processes, not only ours)
+    app_cpu_pct: dict[str, float] = field(default_factory=dict)  # each app process, % of one core
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float
+    machine_busy: float  # jiffies, all CPUs
+    machine_total: float
+    processes: dict[str, float]  # name -> CPU seconds so far
+
+
+def process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def cpu_snapshot(pids: dict[str, int]) -> CpuSnapshot:
+    busy = total = 0.0
+    try:
+        values = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        total = sum(values[:8])
+        busy = total - values[3] - values[4]  # idle, iowait
+    except (OSError, IndexError, ValueError):
+        pass
+    return CpuSnapshot(
+        time.perf_counter(), busy, total, {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+    )
+
+
+def attach_cpu(measurement: Measurement, before: CpuSnapshot, after: CpuSnapshot) -> None:
+    wall = after.at - before.at
+    if after.machine_total > before.machine_total:
+        measurement.machine_cpu_pct = round(
+            100 * (after.machine_busy - before.machine_busy) / (after.machine_total - before.machine_total), 1
+        )
+    if wall > 0:
+        measurement.app_cpu_pct = {
+            name: round(100 * (after.processes[name] - before.processes.get(name, 0.0)) / wall, 1)
+            for name in after.processes
+        }
 
 
 def children_cpu() -> float:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(width=None if Console().is_terminal else 120)
+console = Console(width=None if Console().is_terminal else 150)
 
 LABELS = {
     "pgbench-same-sql": "pgbench, same SQL",
@@ -38,9 +38,18 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 if m["target"] == "pgbench-same-sql"
                 else (f"{ratio:.2f}" if ratio is not None else "–"),
                 f"{m['generator']} {m['generator_cpu_pct']:.0f}%",
+                app_cpu(m),
+                f"{m.get('machine_cpu_pct', 0):.0f}%",
             ]
         )
     return out
+
+
+def app_cpu(m: dict[str, Any]) -> str:
+    """The CPU of the app processes on the path (100% = one core); pgbench talks to PostgreSQL directly."""
+    cpu = m.get("app_cpu_pct") or {}
+    names = {"orders-http": ["orders"], "gateway-graphql": ["gateway", "orders"]}.get(m["target"], [])
+    return ", ".join(f"{name} {cpu[name]:.0f}%" for name in names if name in cpu) or "–"
 
 
 HEADERS = [
@@ -53,6 +62,8 @@ HEADERS = [
     "errors",
     "× pgbench",
     "load generator CPU",
+    "app CPU (core=100%)",
+    "machine busy",
 ]
 
 
@@ -82,7 +93,10 @@ def print_report(results: dict[str, Any]) -> None:
     table = Table(title="lockstock order path, single-item orders, same run", header_style="bold")
     for header in HEADERS:
         table.add_column(
-            header, justify="left" if header in ("workload", "path", "load generator CPU") else "right"
+            header,
+            justify="left"
+            if header in ("workload", "path", "load generator CPU", "app CPU (core=100%)")
+            else "right",
         )
     for row in rows(results):
         table.add_row(*row)
@@ -109,7 +123,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|"
-        + "|".join("---" if h in ("workload", "path", "load generator CPU") else "---:" for h in HEADERS)
+        + "|".join(
+            "---" if h in ("workload", "path", "load generator CPU", "app CPU (core=100%)") else "---:"
+            for h in HEADERS
+        )
         + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results)]

@@ -104,6 +104,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
         load.python_generator if options.force_python_generator or not load.wrk_available() else load.wrk
     )
     results: list[Measurement] = []
+    app_pids = {name: app.process.pid for name, app in system.apps.items()}
     low, high = products
     for workload in options.workloads:
         pick = str(low) if workload == "hot" else f"random({low}, {high})"
@@ -113,6 +114,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                 ("pgbench-textbook", load.textbook_script(pick)),
             ):
                 say(f"  {workload:<6} c={concurrency:<3} {target}")
+                before = load.cpu_snapshot(app_pids)
                 results.append(
                     load.pgbench(
                         system.postgres.bin_dir,
@@ -126,8 +128,10 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                         count_orders=counter,
                     )
                 )
+                load.attach_cpu(results[-1], before, load.cpu_snapshot(app_pids))
             for http_target in http_targets:
                 say(f"  {workload:<6} c={concurrency:<3} {http_target.name}")
+                before = load.cpu_snapshot(app_pids)
                 results.append(
                     generator(
                         http_target,
@@ -139,6 +143,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                         count_orders=counter,
                     )
                 )
+                load.attach_cpu(results[-1], before, load.cpu_snapshot(app_pids))
     for measurement in results:
         reference = next(
             (
