@@ -79,7 +79,9 @@ async def test_admin_fields_refuse_forged_and_expired_tokens(
         algorithm="HS256",
     )
     forged = jwt.encode(
-        claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)}, "not-the-secret", algorithm="HS256"
+        claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)},
+        "not-the-secret-but-long-enough-for-hs256",
+        algorithm="HS256",
     )
     unsigned = jwt.encode(claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)}, None, algorithm="none")
     for token in (expired, forged, unsigned, "garbage"):

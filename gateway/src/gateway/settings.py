@@ -1,6 +1,6 @@
 """The gateway's settings (env prefix ``GATEWAY_``). Every limit is a setting; tests lower them."""
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 from servicekit.settings import DatabaseSettings
 
@@ -40,3 +40,11 @@ class GatewaySettings(DatabaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     # memory:// is per process; several gateway instances must share e.g. async+redis://host:6379
     rate_limit_storage_uri: str = "async+memory://"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 §3.2: an HS256 key has at least 256 bits.
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("GATEWAY_JWT_SECRET must be at least 32 bytes")
+        return secret
