@@ -13,6 +13,9 @@ import pytest
 from fastapi import FastAPI
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
+from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from servicekit.app import create_service_app
@@ -181,7 +184,16 @@ async def test_with_an_otlp_endpoint_spans_are_exported_over_otlp_http(
     # Shutting the app down flushed the batch.
 
     assert received, "nothing reached the OTLP endpoint"
-    content_type, body = received[0]
-    assert content_type == "application/x-protobuf"
-    assert b"inventory" in body
-    assert b"GET /products/{product_id}" in body
+    assert {content_type for content_type, _ in received} == {"application/x-protobuf"}
+    spans = [
+        (span.name, span.kind)
+        for _, body in received
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    # One server span for the request (FastAPI's own native telemetry stays off: no global provider is set).
+    server_kind = Span.SpanKind.SPAN_KIND_SERVER
+    assert [name for name, kind in spans if kind == server_kind] == ["GET /products/{product_id}"]
+    assert any(kind == Span.SpanKind.SPAN_KIND_CLIENT for _, kind in spans)  # the database span
+    assert trace.get_tracer_provider().__class__.__name__ == "ProxyTracerProvider"

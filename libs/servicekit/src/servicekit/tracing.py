@@ -21,7 +21,6 @@ really appears.
 import os
 
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -64,8 +63,9 @@ def setup_tracing(
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        # One app per process in production: it owns the global provider (the first set wins).
-        trace.set_tracer_provider(provider)
+    # The provider is handed to each instrumentation and never made global: FastAPI (0.165+) has native
+    # telemetry of its own that traces with the *global* provider, which would give every request a second
+    # set of server spans. Left unset, the global provider stays a no-op and FastAPI's spans never record.
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=EXCLUDED_URLS)
     # httpx is patched process-wide; the first app to ask binds it to its provider.
     httpx_instrumentor = HTTPXClientInstrumentor()
