@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 import structlog
+from servicekit.middleware import client_address
 
 log = structlog.get_logger()
 
@@ -160,6 +161,8 @@ class GatewayClient:
             headers["Authorization"] = f"Bearer {token}"
         if request_id:
             headers["X-Request-ID"] = request_id
+        if admin_address := client_address():
+            headers["X-Forwarded-For"] = admin_address
         try:
             response = await self.http.post(
                 self.url, json={"query": query, "variables": variables}, headers=headers

@@ -59,6 +59,9 @@ def _app_environment(admin_url: str) -> dict[str, str]:
         env.setdefault(f"{service.upper()}_DATABASE_URL", url)
     env.setdefault("LOCKSTOCK_ADMIN_DATABASE_URL", admin_url)
     env.setdefault("LOCKSTOCK_DATA_DIR", str(DATA_DIR.resolve()))
+    # The web shop and admin call the gateway for many people from one address and forward each caller's
+    # address; the gateway counts its per-client limits on that address only from these proxies.
+    env.setdefault("GATEWAY_TRUSTED_PROXIES", '["127.0.0.1"]')
     return env
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import structlog
+from servicekit.middleware import client_address
 
 log = structlog.get_logger()
 
@@ -158,6 +159,8 @@ class GatewayClient:
     ) -> dict[str, Any]:
         """The ``data`` of a GraphQL response; raises GatewayError for anything that is not one."""
         headers = {"X-Request-ID": request_id} if request_id else {}
+        if shopper := client_address():
+            headers["X-Forwarded-For"] = shopper
         try:
             response = await self._http.post(
                 self._url, json={"query": query, "variables": variables or {}}, headers=headers

@@ -1,5 +1,6 @@
 """Plain ASGI middleware (it sits on every request's hot path, so no BaseHTTPMiddleware)."""
 
+import contextvars
 import json
 import re
 import time
@@ -13,6 +14,13 @@ from servicekit.errors import problem_body
 log = structlog.get_logger()
 
 REQUEST_ID_HEADER = b"x-request-id"
+# The address of whoever called this app. A UI that calls the gateway on a shopper's behalf forwards it
+# (X-Forwarded-For), so the gateway's per-client limits apply per shopper, not to the UI as a whole.
+_client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_address", default=None)
+
+
+def client_address() -> str | None:
+    return _client_address.get()
 # A caller's request id is trusted only if it looks like one: it ends up in every log line.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -39,6 +47,8 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        client = scope.get("client")
+        _client_address.set(client[0] if client else None)
         started = time.perf_counter()
         status = 500
         response_started = False
