@@ -44,6 +44,7 @@ class Measurement:
     note: str = ""
     machine_cpu_pct: float = 0.0  # how busy the whole machine was (everyone's processes, not only ours)
     app_cpu_pct: dict[str, float] = field(default_factory=dict)  # each app process, % of one core
+    rounds_ops: list[float] = field(default_factory=list)  # orders/s of every round (the best is reported)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -154,7 +155,8 @@ def pgbench(
     script_path = workdir / f"{tag}.sql"
     script_path.write_text(script)
     log_dir = workdir / f"log-{tag}"
-    log_dir.mkdir(exist_ok=True)
+    shutil.rmtree(log_dir, ignore_errors=True)  # a previous round's logs
+    log_dir.mkdir()
     url = urlsplit(plain_url(admin_url))
     before = count_orders()
     cpu = children_cpu()

@@ -106,7 +106,8 @@ def print_report(results: dict[str, Any]) -> None:
     say(
         f"machine: {info['cpus']} × {info['cpu_model']}, {info['memory_gb']} GB; "
         f"PostgreSQL {info['postgres']} ({'durable' if info['durable'] else 'fsync off'}); "
-        f"{results['settings']['seconds_per_cell']:g} s per cell"
+        f"{results['settings']['seconds_per_cell']:g} s per cell, "
+        f"best of {results['settings'].get('rounds', 1)} rounds"
     )
     for line in scaling_lines(results):
         say(line)
@@ -118,7 +119,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {results['generated_at']} on {info['cpus']} × {info['cpu_model']}, "
         f"{info['memory_gb']} GB RAM, "
         f"PostgreSQL {info['postgres']} ({'durable: fsync on' if info['durable'] else 'fsync off'}), "
-        f"{results['settings']['seconds_per_cell']:g} s per cell, HTTP load from "
+        f"{results['settings']['seconds_per_cell']:g} s per cell, "
+        f"best of {results['settings'].get('rounds', 1)} rounds, HTTP load from "
         f"{results['settings']['http_generator']}. Gateway: {results['gateway']}.",
         "",
         "| " + " | ".join(HEADERS) + " |",
