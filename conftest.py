@@ -18,6 +18,7 @@ from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
+from servicekit.sync import run_sync
 from servicekit.testing import LiveServer
 from web.app import create_app as create_web_app
 from web.settings import WebSettings
@@ -90,7 +91,6 @@ def gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def admin_credentials(gateway_settings: GatewaySettings) -> tuple[str, str]:
     """(username, password) of an admin account made for this run."""
-    import asyncio
     import secrets
 
     from servicekit.db import create_engine
@@ -104,7 +104,7 @@ def admin_credentials(gateway_settings: GatewaySettings) -> tuple[str, str]:
         finally:
             await engine.dispose()
 
-    asyncio.run(create())
+    run_sync(create())
     return username, password
 
 
@@ -167,8 +167,8 @@ def browser() -> Iterator[object]:
     on CI (CI=true) a missing Chromium fails instead, so browser tests can never silently not run.
 
     Module-scoped on purpose: Playwright's sync API keeps an event loop running on the main thread while it
-    lives, and any async test (or asyncio.run() in a session fixture) after it would fail with "cannot be
-    called from a running event loop". Being module-scoped, it is also set up after the session fixtures."""
+    lives, and an async test after it would fail with "cannot be called from a running event loop". (Session
+    fixtures use servicekit.sync.run_sync, which copes with a running loop, so their order does not matter.)"""
     import os
     import shutil
 

@@ -1,6 +1,5 @@
 """Migrate, seed, reset, and the per-service role URLs."""
 
-import asyncio
 import json
 import secrets
 from pathlib import Path
@@ -8,8 +7,8 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
-
 from servicekit.db import asyncpg_url, plain_url, with_database, with_user
+from servicekit.sync import run_sync
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,7 +57,7 @@ def ensure_database(server_url: str, name: str) -> str:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    run_sync(run())
     return with_database(plain_url(server_url), name)
 
 
@@ -78,12 +77,12 @@ def seed(admin_url: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    run_sync(run())
 
 
 def reset(admin_url: str) -> None:
     """Drop every lockstock schema and the migration history (roles stay: they are cluster-wide)."""
-    asyncio.run(
+    run_sync(
         _execute(
             admin_url,
             "DROP SCHEMA IF EXISTS orders, inventory, payments, auth CASCADE",
@@ -119,7 +118,7 @@ def apply_role_passwords(admin_url: str, passwords: dict[str, str]) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    run_sync(run())
 
 
 def service_database_urls(admin_url: str, passwords: dict[str, str]) -> dict[str, str]:

@@ -1,12 +1,12 @@
 """What `task up` needs for the gateway on a developer machine: a JWT secret and a dev admin whose
 password is generated once (never a default), both kept under the data folder."""
 
-import asyncio
 import json
 import secrets
 from pathlib import Path
 
 from servicekit.db import create_engine
+from servicekit.sync import run_sync
 
 from gateway.auth import account_exists, create_account
 from gateway.settings import GatewaySettings
@@ -36,7 +36,7 @@ def prepare_dev_gateway(data_dir: Path, database_url: str) -> dict[str, str]:
         finally:
             await engine.dispose()
 
-    asyncio.run(ensure_admin())
+    run_sync(ensure_admin())
     print(
         f"  gateway admin: username {stored['admin_username']!r}, password {stored['admin_password']!r}"
         f" (kept in {path})",

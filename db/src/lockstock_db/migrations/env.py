@@ -1,12 +1,11 @@
-import asyncio
 import os
 
 from alembic import context
+from servicekit.db import asyncpg_url
+from servicekit.sync import run_sync
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from servicekit.db import asyncpg_url
 
 
 def _url() -> str:
@@ -31,4 +30,4 @@ async def _run_async() -> None:
     await engine.dispose()
 
 
-asyncio.run(_run_async())
+run_sync(_run_async())

@@ -6,7 +6,6 @@
   real HTTP to it and concurrent requests are really concurrent.
 """
 
-import asyncio
 import os
 import socket
 import tempfile
@@ -23,6 +22,7 @@ from starlette.types import ASGIApp
 
 from servicekit.db import plain_url, with_database
 from servicekit.embedded import EmbeddedPostgres, free_port
+from servicekit.sync import run_sync
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +53,11 @@ def postgres_admin_url(postgres_server_url: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    run_sync(run(f'CREATE DATABASE "{name}"'))
     try:
         yield with_database(postgres_server_url, name)
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_sync(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 class LiveServer:
