@@ -1,6 +1,7 @@
 """The admin, used the way a person uses it: in Chromium, against the live gateway, services and database.
 
-Screenshots of the main pages are written to docs/screenshots/admin-*.png as the tests pass through them.
+Screenshots of the main pages are written to docs/screenshots/ (with UPDATE_SCREENSHOTS=1, i.e. `task screenshots`; otherwise to test-results/screenshots/)
+admin-*.png as the tests pass through them.
 """
 
 import base64
@@ -17,9 +18,9 @@ import pytest
 from admin.app import create_app
 from admin.settings import AdminSettings
 from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, screenshot_dir
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
 VIEWPORT = {"width": 1100, "height": 760}
 
 

@@ -1,6 +1,7 @@
 """The web shop, used the way a shopper uses it: in Chromium, against the live gateway, services and database.
 
-Screenshots of the main pages are written to docs/screenshots/web-*.png as the tests pass through them.
+Screenshots of the main pages are written to docs/screenshots/ (with UPDATE_SCREENSHOTS=1, i.e. `task screenshots`; otherwise to test-results/screenshots/)
+web-*.png as the tests pass through them.
 """
 
 import asyncio
@@ -16,11 +17,11 @@ import httpx
 import pytest
 from servicekit.db import plain_url
 from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, screenshot_dir
 from web.app import create_app
 from web.settings import WebSettings
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
 DESKTOP = {"width": 1100, "height": 760}
 PHONE = {"width": 375, "height": 740}
 

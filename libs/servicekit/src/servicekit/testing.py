@@ -122,3 +122,15 @@ def fuzz_openapi(base_url: str, *, max_examples: int = 40) -> list[str]:
         run()
         exercised.append(operation.label)
     return exercised
+
+
+def screenshot_dir(repo_root: Path) -> Path:
+    """Where browser tests save their screenshots: the README's set in docs/screenshots when
+    UPDATE_SCREENSHOTS=1 (`task screenshots`), otherwise test-results/screenshots, so an ordinary test run
+    leaves the working tree clean."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        target = repo_root / "docs" / "screenshots"
+    else:
+        target = repo_root / "test-results" / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
