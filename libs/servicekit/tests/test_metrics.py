@@ -71,6 +71,11 @@ async def test_http_metrics_count_each_request_under_its_route_template_and_stat
     assert delta(before, after, f"{duration}_count", method="GET", route=route, status="200") == 3
     assert delta(before, after, f"{duration}_sum", method="GET", route=route, status="200") > 0
     assert delta(before, after, f"{duration}_bucket", method="GET", route=route, status="200", le="+Inf") == 3
+    # The earlier scrape counted under its own route (a plain Starlette route inside a FastAPI app).
+    assert (
+        delta(before, after, "lockstock_http_requests_total", method="GET", route="/metrics", status="200")
+        >= 1
+    )
     # The scrape that reports it is the one request in flight.
     assert value(after, "lockstock_http_requests_in_flight", method="GET") == 1
     # Raw paths never become labels: one series per template, however many ids are requested.

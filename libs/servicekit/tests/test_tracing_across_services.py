@@ -102,6 +102,14 @@ async def test_one_checkout_is_one_trace_from_the_gateway_through_orders_to_post
             headers={"X-Request-ID": request_id},
         )
 
+        # The gateway, wired with instrument_app like any app outside create_service_app, counts it too
+        # (a moment after the client has its response: the middleware counts once the response is out).
+        counted = 'lockstock_http_requests_total{method="POST",route="/graphql",status="200"} 1.0'
+        deadline = time.monotonic() + 10
+        while counted not in (await client.get(f"{gateway_url}/metrics")).text:
+            assert time.monotonic() < deadline, "the gateway never counted the request"
+            await asyncio.sleep(0.01)
+
     assert response.status_code == 200, response.text
     payload = response.json()["data"]["placeOrder"]
     assert payload["errors"] == []

@@ -25,6 +25,7 @@ the raw path (which would make one series per id). A request no route matched is
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,8 +41,13 @@ from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+try:
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # FastAPI before 0.137.2, or a Starlette-only app
+    iter_route_contexts = None  # type: ignore[assignment]
 
 UNMATCHED_ROUTE = "unmatched"
 METRICS_PATH = "/metrics"
@@ -86,18 +92,48 @@ class HttpMetrics:
         return generate_latest(self.registry)
 
 
+def _route_path(scope: Scope) -> str:
+    """The request path as the routes see it: without the root path (and a Mount's prefix)."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _matchable_routes(app: Any) -> Iterable[Any]:
+    routes = getattr(app, "routes", ())
+    # FastAPI (0.137+) nests included routers; iter_route_contexts yields each route with its full path.
+    return iter_route_contexts(routes) if iter_route_contexts is not None else routes
+
+
 def route_template(scope: Scope) -> str:
-    """The matched route's path template, or ``unmatched``; never the raw path."""
+    """The matched route's path template, or ``unmatched``; never the raw path.
+
+    Fast path: the route the router put in ``scope["route"]``, if its own pattern matches the request (a
+    route of the app itself, or of a Mount, whose prefix is added). Otherwise (a route included with a
+    prefix, which FastAPI reports by its relative path; a plain Starlette route in a FastAPI app) the app's
+    routes are matched again, as the OpenTelemetry instrumentation does.
+    """
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return UNMATCHED_ROUTE
-    if "app_root_path" not in scope:  # not inside a Mount: the template is the route's own
-        return path
-    # Inside a Mount, root_path has grown by the mount's prefix. A Mount itself is the route when the mounted
-    # app is not a router (StaticFiles): everything below it is one series.
-    prefix = str(scope.get("root_path", "")).removeprefix(str(scope["app_root_path"]))
-    return f"{prefix}/{{path}}" if isinstance(route, Mount) else f"{prefix}{path}"
+    regex, path = getattr(route, "path_regex", None), getattr(route, "path", None)
+    if isinstance(path, str) and regex is not None and regex.match(_route_path(scope)):
+        prefix = ""
+        if "app_root_path" in scope:  # inside a Mount: root_path has grown by the mount's prefix
+            prefix = str(scope.get("root_path", "")).removeprefix(str(scope["app_root_path"]))
+        # A Mount is the route itself when the mounted app is not a router (StaticFiles): one series below it.
+        return f"{prefix}/{{path}}" if isinstance(route, Mount) else f"{prefix}{path}"
+    probe = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+    partial = None
+    for candidate in _matchable_routes(scope.get("app")):
+        match, _ = candidate.matches(probe)
+        template = getattr(candidate, "path", None)
+        if not isinstance(template, str):
+            continue
+        if isinstance(getattr(candidate, "original_route", candidate), Mount):
+            template = f"{template}/{{path}}"
+        if match is Match.FULL:
+            return template
+        if match is Match.PARTIAL and partial is None:
+            partial = template  # e.g. 405: the path exists, not for this method
+    return partial or UNMATCHED_ROUTE
 
 
 class MetricsMiddleware:
