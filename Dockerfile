@@ -9,6 +9,7 @@ FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
 # ---- build: resolve from the lock file, install only APP and what it depends on, into /app/.venv ----
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+ARG PYTHON_VERSION
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from lockstock_db.database import SERVICE_ROLES
 from prometheus_client.parser import text_string_to_metric_families
+from servicekit.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {"inventory": 8001, "orders": 8002, "payments": 8003, "gateway": 8000, "web": 8080, "admin": 8081}
@@ -147,6 +149,23 @@ def test_each_service_connects_as_its_own_role_and_reaches_its_upstreams_by_name
     assert services["orders"]["environment"]["ORDERS_PAYMENTS_URL"] == "http://payments:8003"
     assert services["web"]["environment"]["WEB_GATEWAY_URL"] == "http://gateway:8000/graphql"
     assert services["admin"]["environment"]["ADMIN_GATEWAY_URL"] == "http://gateway:8000/graphql"
+
+
+def test_the_compose_health_check_command_passes_on_a_live_app_and_fails_without_one(compose, inventory_url):
+    command = compose["services"]["inventory"]["healthcheck"]["test"]
+    assert command[:2] == ["CMD", "python"]
+    argv = [sys.executable, *command[2:]]  # the image's python is this interpreter's version
+    base = {"PATH": os.environ.get("PATH", "")}
+
+    alive = subprocess.run(
+        argv, env={**base, "PORT": str(urlsplit(inventory_url).port)}, timeout=30, check=False
+    )
+    dead = subprocess.run(
+        argv, env={**base, "PORT": str(free_port())}, capture_output=True, timeout=30, check=False
+    )
+
+    assert alive.returncode == 0
+    assert dead.returncode != 0
 
 
 def test_every_app_image_runs_a_real_app_factory():
