@@ -33,6 +33,12 @@ async def write(session: SessionDep) -> dict[str, str]:
     return {"status": "written"}
 
 
+@router.get("/echo-text")
+async def echo_text(session: SessionDep, value: str) -> dict[str, str]:
+    # No validation on purpose: the database itself refuses a NUL byte (SQLSTATE 22021).
+    return {"value": (await session.execute(text("SELECT CAST(:v AS text)"), {"v": value})).scalar_one()}
+
+
 @pytest.fixture(scope="module")
 def kit_url(migrated_admin_url):
     import asyncio
@@ -115,3 +121,12 @@ def test_every_log_line_is_json_with_the_request_id(kit_url, capfd):
     assert finished
     assert finished[0]["service"] == "kit"
     assert finished[0]["status"] == 200
+
+
+async def test_input_the_database_refuses_is_a_422_not_a_500(kit_url):
+    async with httpx.AsyncClient(base_url=kit_url) as client:
+        fine = await client.get("/echo-text", params={"value": "mug"})
+        refused = await client.get("/echo-text", params={"value": "mug\x00"})
+    assert fine.json() == {"value": "mug"}
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_input"

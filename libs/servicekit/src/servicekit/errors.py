@@ -151,6 +151,13 @@ async def _on_db_error(request: Request, exc: Exception) -> Response:
         return problem_response(
             503, "busy", "Busy", "The database is busy; retry shortly.", {"Retry-After": "1"}
         )
+    if sqlstate and sqlstate.startswith("22"):
+        # Class 22, data exception: input PostgreSQL refuses (a NUL byte in text, a number out of range) that
+        # got past validation. It is the client's input, so a 422, never a 500; validation should catch it first.
+        log.warning("database_refused_input", sqlstate=sqlstate)
+        return problem_response(
+            422, "invalid_input", "Invalid input", "The request contains a value the database cannot store."
+        )
     log.exception("database_error", sqlstate=sqlstate)
     return problem_response(500, "internal_error", "Internal error", "An unexpected error occurred.")
 

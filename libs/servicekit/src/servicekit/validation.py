@@ -1,8 +1,11 @@
 """Request checks every service needs before its own validation runs."""
 
+import unicodedata
 from email.message import Message
+from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator
 
 from servicekit.errors import AppError
 
@@ -60,3 +63,13 @@ def parse_id_list(raw: str, field: str, *, max_items: int = 100) -> list[int]:
         if int(part) not in ids:
             ids.append(int(part))
     return ids
+
+
+def reject_control_characters(value: str) -> str:
+    """Names are shown to people: no NUL (PostgreSQL cannot store it), no other control characters."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(reject_control_characters)]
