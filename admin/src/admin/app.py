@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.tracing import setup_tracing, shutdown_tracing
 from servicekit.middleware import RequestContextMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -34,7 +36,10 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
             app.state.gateway = GatewayClient(http, settings.gateway_url)
-            yield
+            try:
+                yield
+            finally:
+                shutdown_tracing(app.state.tracer_provider)
 
     app = FastAPI(title="lockstock admin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.settings = settings
@@ -124,4 +129,6 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         https_only=settings.cookie_secure,
     )
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
+    setup_tracing(app, settings.service_name)
     return app

@@ -11,6 +11,8 @@ import structlog
 from fastapi import FastAPI
 from servicekit.db import create_engine
 from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.tracing import instrument_engine, setup_tracing, shutdown_tracing
 from servicekit.middleware import RequestContextMiddleware
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -141,6 +143,7 @@ def create_app(
             )
             secret = secrets.token_urlsafe(48)
         engine = create_engine(settings)
+        instrument_engine(engine, app.state.tracer_provider)
 
         def http(name: str, base_url: str) -> httpx.AsyncClient:
             return build_http_client(
@@ -164,6 +167,7 @@ def create_app(
             for client in (app.state.inventory, app.state.orders, app.state.payments):
                 await client.http.aclose()
             await engine.dispose()
+            shutdown_tracing(app.state.tracer_provider)
 
     app = FastAPI(
         title="lockstock gateway",
@@ -221,4 +225,6 @@ def create_app(
     app.add_middleware(PlainErrorsAsGraphQL)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
+    setup_tracing(app, settings.service_name)
     return app

@@ -2,7 +2,10 @@
 
 from collections.abc import Callable, Iterator
 
+from typing import Any
+
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 import structlog
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -22,6 +25,7 @@ from gateway.mutations import Mutation
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
+from gateway.metrics import GRAPHQL_OPERATIONS
 
 log = structlog.get_logger()
 
@@ -61,10 +65,24 @@ def shape_error(error: GraphQLError) -> GraphQLError:
     )
 
 
+def _root_field(document: Any) -> str:
+    """The operation's first root field if the schema has it (bounded label values), else 'other'."""
+    try:
+        selection = document.definitions[0].selection_set.selections[0]
+        name = str(selection.name.value)
+    except (AttributeError, IndexError, TypeError):
+        return "other"
+    return name if name in ROOT_FIELDS else "other"
+
+
 class ShapeErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
+        GRAPHQL_OPERATIONS.labels(
+            _root_field(self.execution_context.graphql_document),
+            "error" if result is not None and getattr(result, "errors", None) else "ok",
+        ).inc()
         if isinstance(result, ExecutionResult) and result.errors:
             result.errors = [shape_error(error) for error in result.errors]
         elif result is not None and getattr(result, "errors", None):
@@ -87,6 +105,14 @@ def build_schema(settings: GatewaySettings) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
     )
+
+
+# Root field names as clients write them (strawberry camel-cases python names unless a name is given).
+ROOT_FIELDS = frozenset(
+    field.graphql_name or to_camel_case(field.python_name)
+    for root in (Query, Mutation)
+    for field in root.__strawberry_definition__.fields  # type: ignore[attr-defined]
+)
 
 
 def printed_schema() -> str:

@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.tracing import setup_tracing, shutdown_tracing
 from servicekit.middleware import RequestContextMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -221,7 +223,10 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
             app.state.gateway = GatewayClient(http, settings.gateway_url)
-            yield
+            try:
+                yield
+            finally:
+                shutdown_tracing(app.state.tracer_provider)
 
     app = FastAPI(
         title="lockstock web shop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -239,4 +244,6 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(HtmlErrorPageMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
+    setup_tracing(app, settings.service_name)
     return app

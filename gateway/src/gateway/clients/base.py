@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import structlog
 from servicekit.errors import current_request_id
+from gateway.metrics import timed_upstream
 
 log = structlog.get_logger()
 
@@ -53,11 +54,13 @@ class UpstreamClient:
         sent = dict(headers or {})
         if request_id := current_request_id():
             sent["X-Request-ID"] = request_id
-        try:
-            response = await self.http.request(method, path, headers=sent, **kwargs)
-        except httpx.TransportError as exc:
-            log.warning("upstream_unreachable", service=self.service, path=path, error=repr(exc))
-            raise UpstreamUnavailable(f"{self.service} unreachable") from exc
+        with timed_upstream(self.service) as outcome:
+            try:
+                response = await self.http.request(method, path, headers=sent, **kwargs)
+            except httpx.TransportError as exc:
+                log.warning("upstream_unreachable", service=self.service, path=path, error=repr(exc))
+                raise UpstreamUnavailable(f"{self.service} unreachable") from exc
+            outcome["value"] = f"{response.status_code // 100}xx"
         if response.is_success:
             return response
         try:
