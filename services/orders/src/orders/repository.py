@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from orders.payments import Charge
+
 # ---------------------------------------------------------------------------------------------------------
 # The order transaction, for an interviewer.
 #
@@ -204,3 +206,45 @@ async def list_orders(
         )
     ).all()
     return [_decode(row) for row in rows]
+
+
+# Capture moves the order only from a capturable state, so whichever of several concurrent captures (or a
+# concurrent cancel) comes second changes nothing and reads the winner's outcome. A decline also checks the
+# attempt number, so one declined attempt counts once however many requests saw it.
+MARK_PAID = text(
+    """
+    UPDATE orders.orders
+       SET status = 'PAID', charge_id = :charge_id, payment_failure_code = NULL, updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED')
+    RETURNING id
+    """
+)
+MARK_PAYMENT_FAILED = text(
+    """
+    UPDATE orders.orders
+       SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
+           charge_id = NULL, updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts = :attempt - 1
+    RETURNING id
+    """
+)
+# An order cancelled while its charge succeeded keeps the charge id, so the charge can be traced and refunded.
+RECORD_CHARGE_ON_CANCELLED = text(
+    """
+    UPDATE orders.orders SET charge_id = :charge_id, updated_at = now()
+     WHERE id = :order_id AND status = 'CANCELLED' AND charge_id IS NULL
+    """
+)
+
+
+async def record_capture_outcome(conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None) -> bool:
+    """Move the order by the charge's outcome (no charge: a free order, paid as it is). True if it moved."""
+    if charge is None or charge.succeeded:
+        paid = {"order_id": order_id, "charge_id": charge.charge_id if charge else None}
+        return (await conn.execute(MARK_PAID, paid)).first() is not None
+    failed = {"order_id": order_id, "attempt": attempt, "failure_code": charge.failure_code or "declined"}
+    return (await conn.execute(MARK_PAYMENT_FAILED, failed)).first() is not None
+
+
+async def record_charge_on_cancelled(conn: AsyncConnection, order_id: int, charge_id: int | None) -> None:
+    await conn.execute(RECORD_CHARGE_ON_CANCELLED, {"order_id": order_id, "charge_id": charge_id})

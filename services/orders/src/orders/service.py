@@ -4,9 +4,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from orders import metrics, repository
 from orders.errors import (
@@ -17,7 +16,7 @@ from orders.errors import (
     OrderNotFound,
     UnknownProduct,
 )
-from orders.payments import Charge, PaymentsClient
+from orders.payments import PaymentsClient
 from orders.schemas import MAX_QTY_PER_LINE, OrderLineIn, OrderPlaced, OrderRead
 
 log = structlog.get_logger()
@@ -113,35 +112,6 @@ async def cancel_order(engine: AsyncEngine, order_id: int) -> OrderRead:
     return OrderRead.model_validate(order)
 
 
-# Capture moves the order only from a capturable state, so whichever of several concurrent captures (or a
-# concurrent cancel) comes second changes nothing and reads the winner's outcome. A decline also checks the
-# attempt number, so one declined attempt counts once however many requests saw it.
-MARK_PAID = text(
-    """
-    UPDATE orders.orders
-       SET status = 'PAID', charge_id = :charge_id, payment_failure_code = NULL, updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED')
-    RETURNING id
-    """
-)
-MARK_PAYMENT_FAILED = text(
-    """
-    UPDATE orders.orders
-       SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
-           charge_id = NULL, updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts = :attempt - 1
-    RETURNING id
-    """
-)
-# An order cancelled while its charge succeeded keeps the charge id, so the charge can be traced and refunded.
-RECORD_CHARGE_ON_CANCELLED = text(
-    """
-    UPDATE orders.orders SET charge_id = :charge_id, updated_at = now()
-     WHERE id = :order_id AND status = 'CANCELLED' AND charge_id IS NULL
-    """
-)
-
-
 def capture_key(order_id: int, attempt: int) -> str:
     """One key per order and attempt: every retry and every concurrent capture of one attempt converge on one
     charge, while a capture after a decline is a new attempt with a new key."""
@@ -175,7 +145,7 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
         )
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        moved = await _record_outcome(conn, order_id, attempt, charge)
+        moved = await repository.record_capture_outcome(conn, order_id, attempt, charge)
         order = await repository.get_order(conn, order_id)
     assert order is not None  # orders are never deleted
     charge_id = charge.charge_id if charge else None
@@ -188,7 +158,7 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
         # cancelled and the succeeded charge is recorded on it, to be refunded (payments has no refunds yet).
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(RECORD_CHARGE_ON_CANCELLED, {"order_id": order_id, "charge_id": charge_id})
+            await repository.record_charge_on_cancelled(conn, order_id, charge_id)
         log.error("charge_needs_refund", order_id=order_id, charge_id=charge_id)
         raise OrderNotCapturable(
             f"Order {order_id} was cancelled while it was being charged; charge {charge_id} is to be "
@@ -199,11 +169,3 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
         raise OrderNotCapturable(f"Order {order_id} is cancelled and cannot be captured.", order_id=order_id,
                                  order_status="CANCELLED")
     return OrderRead.model_validate(order)
-
-
-async def _record_outcome(conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None) -> bool:
-    if charge is None or charge.succeeded:
-        paid = {"order_id": order_id, "charge_id": charge.charge_id if charge else None}
-        return (await conn.execute(MARK_PAID, paid)).first() is not None
-    failed = {"order_id": order_id, "attempt": attempt, "failure_code": charge.failure_code or "declined"}
-    return (await conn.execute(MARK_PAYMENT_FAILED, failed)).first() is not None
