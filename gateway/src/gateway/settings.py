@@ -27,6 +27,8 @@ class GatewaySettings(DatabaseSettings):
     max_query_depth: int = Field(default=10, ge=1, le=100)
     max_query_tokens: int = Field(default=2_000, ge=10)
     max_aliases: int = Field(default=30, ge=0)
+    # Validated documents kept (LRU); see schema.build_schema.
+    document_cache_size: int = Field(default=256, ge=1, le=100_000)
     max_body_bytes: int = Field(default=64 * 1024, ge=1_024)
 
     # `limits` rate-limit strings, moving window. Customers may share one NAT address: keep these generous.
