@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
+
 from gateway.app import create_app as create_gateway_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
@@ -167,12 +168,15 @@ def browser() -> Iterator[object]:
     on CI (CI=true) a missing Chromium fails instead, so browser tests can never silently not run.
 
     Module-scoped on purpose: Playwright's sync API keeps an event loop running on the main thread while it
-    lives, and an async test after it would fail with "cannot be called from a running event loop". (Session
-    fixtures use servicekit.sync.run_sync, which copes with a running loop, so their order does not matter.)"""
+    lives, and an async test after it would fail with "cannot be called from a running event loop".
+    (Session fixtures use servicekit.sync.run_sync, which copes with a running loop, so their order does
+    not matter.)"""
     import os
     import shutil
 
-    path = os.environ.get("CHROMIUM_PATH") or (CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"))
+    path = os.environ.get("CHROMIUM_PATH") or (
+        CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    )
     if not path:
         message = "no Chromium found (apt-get install chromium, or set CHROMIUM_PATH): browser tests skipped"
         if os.environ.get("CI"):

@@ -1,6 +1,7 @@
 """The admin, used the way a person uses it: in Chromium, against the live gateway, services and database.
 
-Screenshots of the main pages are written to docs/screenshots/ (with UPDATE_SCREENSHOTS=1, i.e. `task screenshots`; otherwise to test-results/screenshots/)
+Screenshots of the main pages are written to docs/screenshots/ with UPDATE_SCREENSHOTS=1
+(`task screenshots`), otherwise to test-results/screenshots/
 admin-*.png as the tests pass through them.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import itsdangerous
 import pytest
+
 from admin.app import create_app
 from admin.settings import AdminSettings
 from servicekit.embedded import free_port

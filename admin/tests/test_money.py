@@ -3,9 +3,10 @@
 from decimal import Decimal
 
 import pytest
-from admin.money import MAX_PRICE_CENTS, MAX_STOCK, FieldError, format_cents, parse_int, parse_price
 from hypothesis import given
 from hypothesis import strategies as st
+
+from admin.money import MAX_PRICE_CENTS, MAX_STOCK, FieldError, format_cents, parse_int, parse_price
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from admin.settings import AdminSettings, resolve_secret_key
 
 

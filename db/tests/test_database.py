@@ -13,13 +13,17 @@ async def connect_as(service_database_urls, service):
     return await asyncpg.connect(plain_url(service_database_urls[service]))
 
 
-async def test_orders_may_lock_and_take_stock_but_never_touch_a_name_or_price(service_database_urls, make_product):
+async def test_orders_may_lock_and_take_stock_but_never_touch_a_name_or_price(
+    service_database_urls, make_product
+):
     product = await make_product(stock=5, price_cents=100)
     conn = await connect_as(service_database_urls, "orders")
     try:
         async with conn.transaction():
             await conn.execute("SELECT 1 FROM inventory.products WHERE id = $1 FOR UPDATE", product)
-            await conn.execute("UPDATE inventory.products SET stock_qty = stock_qty - 1 WHERE id = $1", product)
+            await conn.execute(
+                "UPDATE inventory.products SET stock_qty = stock_qty - 1 WHERE id = $1", product
+            )
         for forbidden in (
             "UPDATE inventory.products SET price_cents = 1 WHERE id = $1",
             "UPDATE inventory.products SET name = 'hacked' WHERE id = $1",
@@ -28,7 +32,9 @@ async def test_orders_may_lock_and_take_stock_but_never_touch_a_name_or_price(se
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(forbidden, product)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute("INSERT INTO inventory.products (name, price_cents, stock_qty) VALUES ('x', 1, 1)")
+            await conn.execute(
+                "INSERT INTO inventory.products (name, price_cents, stock_qty) VALUES ('x', 1, 1)"
+            )
     finally:
         await conn.close()
 
@@ -67,7 +73,8 @@ def test_seeding_twice_adds_nothing_the_second_time(migrated_admin_url):
 
 
 def test_the_cli_runs_its_own_embedded_postgres_and_stops_it(tmp_path):
-    """What `task db:migrate` / `db:seed` do on a fresh machine: embedded cluster under .data, then stopped."""
+    """What `task db:migrate` / `db:seed` do on a fresh machine: an embedded cluster under .data, stopped
+    afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TEST_DATABASE_URL"}}
     env |= {"LOCKSTOCK_DATA_DIR": str(tmp_path / "data"), "LOCKSTOCK_PG_PORT": str(port)}

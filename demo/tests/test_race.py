@@ -3,8 +3,9 @@
 import json
 
 import asyncpg
-import demo.race as race
 import pytest
+
+import demo.race as race
 from demo.strategies import open_connections, run_strategy
 
 BUYERS, STOCK = 12, 4

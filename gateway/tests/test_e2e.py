@@ -5,6 +5,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.testing import LiveServer

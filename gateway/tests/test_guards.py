@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gateway.app import create_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from servicekit.db import create_engine
 from servicekit.testing import LiveServer
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.testing import LiveServer

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from lockstock_db.database import SERVICE_ROLES
 from prometheus_client.parser import text_string_to_metric_families
+
+from lockstock_db.database import SERVICE_ROLES
 from servicekit.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from web.cart import (
     MAX_LINES,
     MAX_QTY_PER_LINE,

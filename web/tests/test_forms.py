@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from servicekit.embedded import free_port
+from servicekit.testing import LiveServer
 from web.app import create_app
 from web.settings import WebSettings
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from web.settings import SECRET_FILE_NAME, WebSettings, resolve_secret_key
 
 

@@ -1,6 +1,7 @@
 """The web shop, used the way a shopper uses it: in Chromium, against the live gateway, services and database.
 
-Screenshots of the main pages are written to docs/screenshots/ (with UPDATE_SCREENSHOTS=1, i.e. `task screenshots`; otherwise to test-results/screenshots/)
+Screenshots of the main pages are written to docs/screenshots/ with UPDATE_SCREENSHOTS=1
+(`task screenshots`), otherwise to test-results/screenshots/
 web-*.png as the tests pass through them.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+
 from servicekit.db import plain_url
 from servicekit.embedded import free_port
 from servicekit.testing import LiveServer, screenshot_dir

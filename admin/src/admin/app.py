@@ -10,10 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.tracing import setup_tracing, shutdown_tracing
-from servicekit.middleware import RequestContextMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -21,6 +17,10 @@ from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, Gatewa
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
 from admin.settings import AdminSettings, resolve_secret_key
+from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.tracing import setup_tracing, shutdown_tracing
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lockstock_admin"

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 import structlog
+
 from servicekit.middleware import client_address
 
 log = structlog.get_logger()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from servicekit.settings import KitSettings
 
 log = logging.getLogger(__name__)

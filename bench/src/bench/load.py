@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+
 from orders.repository import PLACE_ORDER
 from servicekit.db import plain_url
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+
 from lockstock_db import database
 from servicekit.db import plain_url
 from servicekit.embedded import EmbeddedPostgres, free_port

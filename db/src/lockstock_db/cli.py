@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from servicekit.embedded import EmbeddedPostgres
-
 from lockstock_db import database
+from servicekit.embedded import EmbeddedPostgres
 
 DATA_DIR = Path(os.environ.get("LOCKSTOCK_DATA_DIR", ".data"))
 PG_PORT = int(os.environ.get("LOCKSTOCK_PG_PORT", "54329"))
@@ -122,8 +121,9 @@ def set_role_passwords_from_env(admin_url: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lockstock-db", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="lockstock-db", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply every migration")
     sub.add_parser("seed", help="insert the demo catalogue (safe to rerun)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
+
 from servicekit.db import asyncpg_url, plain_url, with_database, with_user
 from servicekit.sync import run_sync
 

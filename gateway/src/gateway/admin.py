@@ -13,10 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from servicekit.db import create_engine
-
 from gateway.auth import ROLES, AccountExists, Role, create_account
 from gateway.settings import GatewaySettings
+from servicekit.db import create_engine
 
 EMBEDDED_URL = "postgresql+asyncpg://gateway_svc:{password}@127.0.0.1:{port}/lockstock"
 

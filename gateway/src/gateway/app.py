@@ -9,11 +9,6 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI
-from servicekit.db import create_engine
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.tracing import instrument_engine, setup_tracing, shutdown_tracing
-from servicekit.middleware import RequestContextMiddleware
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -30,6 +25,11 @@ from gateway.context import get_context
 from gateway.errors import TopLevelCode
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
+from servicekit.db import create_engine
+from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.tracing import instrument_engine, setup_tracing, shutdown_tracing
 
 log = structlog.get_logger()
 
@@ -43,7 +43,7 @@ def graphql_error_response(
     )
 
 
-class _BodyTooLarge(Exception):  # noqa: N818 - named for what the caller sees
+class _BodyTooLarge(Exception):
     pass
 
 

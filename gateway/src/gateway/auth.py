@@ -36,7 +36,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-class AccountExists(Exception):  # noqa: N818 - named for what the caller sees
+class AccountExists(Exception):
     pass
 
 

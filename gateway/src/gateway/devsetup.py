@@ -5,11 +5,10 @@ import json
 import secrets
 from pathlib import Path
 
-from servicekit.db import create_engine
-from servicekit.sync import run_sync
-
 from gateway.auth import account_exists, create_account
 from gateway.settings import GatewaySettings
+from servicekit.db import create_engine
+from servicekit.sync import run_sync
 
 DEV_ADMIN = "admin"
 

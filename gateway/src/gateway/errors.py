@@ -74,25 +74,25 @@ class GatewayError(Exception):
         self.extensions: dict[str, Any] = {"code": code.value, **extra}
 
 
-class Unauthenticated(GatewayError):  # noqa: N818 - named for what the caller sees
+class Unauthenticated(GatewayError):
     def __init__(
         self, message: str = "Sign in: this field needs an admin token (Authorization: Bearer …)."
     ) -> None:
         super().__init__(message, TopLevelCode.UNAUTHENTICATED)
 
 
-class Forbidden(GatewayError):  # noqa: N818 - named for what the caller sees
+class Forbidden(GatewayError):
     def __init__(self) -> None:
         super().__init__("This field needs the admin role.", TopLevelCode.FORBIDDEN)
 
 
-class RateLimited(GatewayError):  # noqa: N818 - named for what the caller sees
+class RateLimited(GatewayError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             f"Too many requests; retry in {retry_after} s.", TopLevelCode.RATE_LIMITED, retryAfter=retry_after
         )
 
 
-class BadRequest(GatewayError):  # noqa: N818 - named for what the caller sees
+class BadRequest(GatewayError):
     def __init__(self, message: str) -> None:
         super().__init__(message, TopLevelCode.BAD_REQUEST)

@@ -1,15 +1,12 @@
 """The schema, its guards (depth, tokens, aliases) and the one place errors get their codes."""
 
 from collections.abc import Callable, Iterator
-
 from typing import Any
 
 import strawberry
-from strawberry.utils.str_converters import to_camel_case
 import structlog
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from servicekit.errors import current_request_id
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -20,13 +17,15 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
+from strawberry.utils.str_converters import to_camel_case
 
 from gateway.errors import GatewayError, TopLevelCode
+from gateway.metrics import GRAPHQL_OPERATIONS
 from gateway.mutations import Mutation
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
-from gateway.metrics import GRAPHQL_OPERATIONS
+from servicekit.errors import current_request_id
 
 log = structlog.get_logger()
 
@@ -123,7 +122,7 @@ def build_schema(settings: GatewaySettings) -> strawberry.Schema:
 ROOT_FIELDS = frozenset(
     field.graphql_name or to_camel_case(field.python_name)
     for root in (Query, Mutation)
-    for field in root.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    for field in root.__strawberry_definition__.fields  # type: ignore[union-attr]
 )
 
 

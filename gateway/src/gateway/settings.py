@@ -2,6 +2,7 @@
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+
 from servicekit.settings import DatabaseSettings
 
 

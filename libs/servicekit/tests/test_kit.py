@@ -58,8 +58,9 @@ def kit_url(migrated_admin_url):
         await conn.close()
 
     asyncio.run(prepare())
-    app = create_service_app(DatabaseSettings(database_url=migrated_admin_url, service_name="kit"), title="kit",
-                             routers=[router])
+    app = create_service_app(
+        DatabaseSettings(database_url=migrated_admin_url, service_name="kit"), title="kit", routers=[router]
+    )
     with LiveServer(app) as server:
         yield server.url
 
@@ -117,7 +118,11 @@ async def test_readiness_reports_the_database(kit_url):
 def test_every_log_line_is_json_with_the_request_id(kit_url, capfd):
     httpx.get(f"{kit_url}/healthz", headers={"X-Request-ID": "log-check-1"})
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
-    finished = [line for line in lines if line.get("event") == "request_finished" and line.get("request_id") == "log-check-1"]
+    finished = [
+        line
+        for line in lines
+        if line.get("event") == "request_finished" and line.get("request_id") == "log-check-1"
+    ]
     assert finished
     assert finished[0]["service"] == "kit"
     assert finished[0]["status"] == 200

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
-from servicekit.testing import LiveServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
+
+from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
+from servicekit.testing import LiveServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -11,20 +11,21 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from inventory.api import router as inventory_router
-from inventory.settings import InventorySettings
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from servicekit.app import create_service_app
-from servicekit.testing import LiveServer
-from servicekit.tracing import OTLP_ENDPOINT_ENV
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from inventory.api import router as inventory_router
+from inventory.settings import InventorySettings
+from servicekit.app import create_service_app
+from servicekit.testing import LiveServer
+from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 
 def inventory_app(database_url: str, exporter: InMemorySpanExporter | None = None) -> FastAPI:

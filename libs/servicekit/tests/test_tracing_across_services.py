@@ -15,6 +15,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
 from servicekit.metrics import instrument_app
 from servicekit.testing import LiveServer
 from servicekit.tracing import setup_tracing

@@ -41,12 +41,16 @@ async def test_one_product_and_a_missing_one(client, make_product):
 
 
 async def test_an_admin_creates_renames_reprices_and_restocks_a_product(client):
-    created = await client.post("/products", json={"name": "  Teapot  ", "price_cents": 3_000, "stock_qty": 4})
+    created = await client.post(
+        "/products", json={"name": "  Teapot  ", "price_cents": 3_000, "stock_qty": 4}
+    )
     assert created.status_code == 201
     product = created.json()
     assert product["name"] == "Teapot"
 
-    renamed = await client.patch(f"/products/{product['id']}", json={"name": "Big teapot", "price_cents": 3_500})
+    renamed = await client.patch(
+        f"/products/{product['id']}", json={"name": "Big teapot", "price_cents": 3_500}
+    )
     assert renamed.json() == {"id": product["id"], "name": "Big teapot", "price_cents": 3_500, "stock_qty": 4}
 
     set_to = await client.patch(f"/products/{product['id']}/stock", json={"stock_qty": 10})
@@ -102,7 +106,9 @@ async def test_concurrent_stock_deltas_are_atomic(client, db, make_product):
         ("PATCH", "/{id}/stock", {"delta": 10**12}),
     ],
 )
-async def test_bad_product_writes_are_422_and_change_nothing(client, db, make_product, method, path_suffix, body):
+async def test_bad_product_writes_are_422_and_change_nothing(
+    client, db, make_product, method, path_suffix, body
+):
     product = await make_product(stock=5, price_cents=100, name="Untouched")
     count = await db.fetchval("SELECT count(*) FROM inventory.products")
     path = "/products" + path_suffix.replace("{id}", str(product))
@@ -112,15 +118,26 @@ async def test_bad_product_writes_are_422_and_change_nothing(client, db, make_pr
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
-    row = await db.fetchrow("SELECT name, price_cents, stock_qty FROM inventory.products WHERE id = $1", product)
+    row = await db.fetchrow(
+        "SELECT name, price_cents, stock_qty FROM inventory.products WHERE id = $1", product
+    )
     assert tuple(row) == ("Untouched", 100, 5)
     assert await db.fetchval("SELECT count(*) FROM inventory.products") == count
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"ids": ""}, {"ids": "a,b"}, {"ids": "1,-2"}, {"ids": "²"}, {"ids": ",".join(map(str, range(1, 102)))},
-     {"ids": str(2**63)}, {"limit": 0}, {"limit": 101}, {"after": -1}],
+    [
+        {"ids": ""},
+        {"ids": "a,b"},
+        {"ids": "1,-2"},
+        {"ids": "²"},
+        {"ids": ",".join(map(str, range(1, 102)))},
+        {"ids": str(2**63)},
+        {"limit": 0},
+        {"limit": 101},
+        {"after": -1},
+    ],
 )
 async def test_bad_list_parameters_are_422(client, params):
     response = await client.get("/products", params=params)

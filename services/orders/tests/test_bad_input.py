@@ -44,7 +44,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("body", "status", "field"), BAD_BODIES)
-async def test_a_malformed_order_is_refused_and_changes_nothing(client, db, make_product, body, status, field):
+async def test_a_malformed_order_is_refused_and_changes_nothing(
+    client, db, make_product, body, status, field
+):
     await make_product(stock=10)
     before = await snapshot(db)
 

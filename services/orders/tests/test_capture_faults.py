@@ -15,6 +15,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
@@ -22,7 +24,6 @@ from payments.processor import ProcessorOutcome, SimulatedProcessor
 from payments.settings import PaymentsSettings
 from servicekit.embedded import free_port
 from servicekit.testing import LiveServer
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Quick retries, so the faults resolve in a fraction of a second.
 FAST_RETRIES: dict[str, Any] = {

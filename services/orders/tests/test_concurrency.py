@@ -46,8 +46,12 @@ async def test_overlapping_orders_in_opposite_product_order_do_not_deadlock(orde
     async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
         responses = await asyncio.gather(*(place(client, forward if i % 2 else backward) for i in range(60)))
 
-    assert [r.status_code for r in responses] == [201] * 60, {r.text for r in responses if r.status_code != 201}
-    stocks = await db.fetch("SELECT stock_qty FROM inventory.products WHERE id = ANY($1) ORDER BY id", [a, b, c])
+    assert [r.status_code for r in responses] == [201] * 60, {
+        r.text for r in responses if r.status_code != 201
+    }
+    stocks = await db.fetch(
+        "SELECT stock_qty FROM inventory.products WHERE id = ANY($1) ORDER BY id", [a, b, c]
+    )
     assert [s["stock_qty"] for s in stocks] == [940, 940, 940]
 
 
@@ -75,15 +79,13 @@ async def test_cancels_racing_new_orders_keep_the_books_balanced(orders_url, db,
     assert all(r.status_code in (201, 409) for r in results[4:])
     stock = await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product)
     # starting stock = stock + units in orders that are not cancelled
-    assert 4 == stock + len(new_orders)
+    assert stock + len(new_orders) == 4
 
 
 # --- Property: random batches of multi-line orders fired at once never break the books. ---
 
 PRODUCTS = 3
-lines_strategy = st.lists(
-    st.tuples(st.integers(0, PRODUCTS - 1), st.integers(1, 3)), min_size=1, max_size=4
-)
+lines_strategy = st.lists(st.tuples(st.integers(0, PRODUCTS - 1), st.integers(1, 3)), min_size=1, max_size=4)
 batch_strategy = st.lists(lines_strategy, min_size=2, max_size=12)
 stock_strategy = st.lists(st.integers(0, 6), min_size=PRODUCTS, max_size=PRODUCTS)
 
@@ -97,7 +99,8 @@ async def _run_batch(orders_url, admin_url, stocks, batch):
     try:
         ids = [
             await conn.fetchval(
-                "INSERT INTO inventory.products (name, price_cents, stock_qty) VALUES ('prop', 100, $1) RETURNING id",
+                "INSERT INTO inventory.products (name, price_cents, stock_qty)"
+                " VALUES ('prop', 100, $1) RETURNING id",
                 stock,
             )
             for stock in stocks

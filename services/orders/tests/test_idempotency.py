@@ -59,7 +59,10 @@ async def test_many_concurrent_requests_with_one_key_make_exactly_one_order(clie
     key = f"checkout-{uuid.uuid4()}"
 
     responses = await asyncio.gather(
-        *(client.post("/orders", json=order_body(product), headers={"Idempotency-Key": key}) for _ in range(20))
+        *(
+            client.post("/orders", json=order_body(product), headers={"Idempotency-Key": key})
+            for _ in range(20)
+        )
     )
 
     statuses = [r.status_code for r in responses]
@@ -97,7 +100,8 @@ async def test_an_expired_key_is_treated_as_new(client, db, make_product):
     await db.execute(
         "UPDATE orders.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1", key
     )
-    # The order made with it keeps the key; an expired key is released for reuse, so clear it as pruning would.
+    # The order made with it keeps the key; an expired key is released for reuse, so clear it as
+    # pruning would.
     await db.execute("UPDATE orders.orders SET idempotency_key = NULL WHERE idempotency_key = $1", key)
 
     again = await client.post("/orders", json=order_body(product), headers={"Idempotency-Key": key})

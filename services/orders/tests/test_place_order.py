@@ -16,7 +16,9 @@ async def test_an_order_takes_stock_and_snapshots_prices(client, db, make_produc
     mug = await make_product(stock=5, price_cents=1_200)
     pen = await make_product(stock=9, price_cents=250)
 
-    response = await client.post("/orders", json={"items": [{"productId": mug, "qty": 2}, {"productId": pen, "qty": 3}]})
+    response = await client.post(
+        "/orders", json={"items": [{"productId": mug, "qty": 2}, {"productId": pen, "qty": 3}]}
+    )
 
     assert response.status_code == 201, response.text
     placed = response.json()
@@ -38,7 +40,9 @@ async def test_an_order_takes_stock_and_snapshots_prices(client, db, make_produc
 async def test_lines_for_the_same_product_are_merged(client, db, make_product):
     mug = await make_product(stock=5, price_cents=100)
 
-    response = await client.post("/orders", json={"items": [{"productId": mug, "qty": 2}, {"productId": mug, "qty": 1}]})
+    response = await client.post(
+        "/orders", json={"items": [{"productId": mug, "qty": 2}, {"productId": mug, "qty": 1}]}
+    )
 
     assert response.status_code == 201
     order = (await client.get(f"/orders/{response.json()['orderId']}")).json()
@@ -90,7 +94,11 @@ async def test_orders_are_listed_newest_first_with_status_filter_and_paging(clie
     product = await make_product(stock=100)
     ids = []
     for _ in range(3):
-        ids.append((await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()["orderId"])
+        ids.append(
+            (await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()[
+                "orderId"
+            ]
+        )
     await client.post(f"/orders/{ids[1]}/cancel")
 
     first_page = (await client.get("/orders", params={"limit": 2})).json()
@@ -104,7 +112,9 @@ async def test_orders_are_listed_newest_first_with_status_filter_and_paging(clie
 
 async def test_cancel_returns_stock_once_and_is_harmless_to_repeat(client, db, make_product):
     product = await make_product(stock=5)
-    order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 3}]})).json()["orderId"]
+    order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 3}]})).json()[
+        "orderId"
+    ]
     assert await stock_of(db, product) == 2
 
     first = await client.post(f"/orders/{order_id}/cancel")
@@ -119,7 +129,9 @@ async def test_cancel_returns_stock_once_and_is_harmless_to_repeat(client, db, m
 
 async def test_a_paid_order_cannot_be_cancelled(client, db, make_product):
     product = await make_product(stock=5)
-    order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()["orderId"]
+    order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()[
+        "orderId"
+    ]
     await db.execute("UPDATE orders.orders SET status = 'PAID' WHERE id = $1", order_id)
 
     response = await client.post(f"/orders/{order_id}/cancel")

@@ -16,7 +16,9 @@ def counted_orders(service_database_urls):
     app = create_app(OrdersSettings(database_url=service_database_urls["orders"]))
     seen: list[str] = []
     with LiveServer(app) as server:
-        event.listen(app.state.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+        event.listen(
+            app.state.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2])
+        )
         # SQLAlchemy's asyncpg adapter sends BEGIN lazily from _start_transaction, and skips it in autocommit;
         # SQLAlchemy's own "begin" event fires either way, so it cannot tell. Record the real ones.
         original = AsyncAdapt_asyncpg_connection._start_transaction
@@ -32,7 +34,9 @@ def counted_orders(service_database_urls):
 
 
 @pytest.mark.parametrize("stock", [10, 0], ids=["accepted", "refused"])
-async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(counted_orders, make_product, stock):
+async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
+    counted_orders, make_product, stock
+):
     url, seen = counted_orders
     a = await make_product(stock=stock)
     b = await make_product(stock=stock)
@@ -44,7 +48,9 @@ async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(co
         assert read.status_code == 200, read.text
         assert "BEGIN" in seen, seen
         seen.clear()
-        response = await client.post("/orders", json={"items": [{"productId": b, "qty": 1}, {"productId": a, "qty": 2}]})
+        response = await client.post(
+            "/orders", json={"items": [{"productId": b, "qty": 1}, {"productId": a, "qty": 2}]}
+        )
 
     assert response.status_code == (201 if stock else 409)
     assert len(seen) == 1, seen

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from payments.app import create_app
 from payments.processor import ProcessorOutcome, SimulatedProcessor
 from payments.schemas import MAX_AMOUNT_CENTS

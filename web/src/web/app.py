@@ -14,14 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.tracing import setup_tracing, shutdown_tracing
-from servicekit.middleware import RequestContextMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from servicekit.logging import configure_logging
+from servicekit.metrics import instrument_app
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.tracing import setup_tracing, shutdown_tracing
 from web.cart import Signer, format_price, stock_label
 from web.gateway import GatewayClient, GatewayError
 from web.routes import CSRF_PROTECTED_PATHS, router

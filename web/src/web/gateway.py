@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import structlog
+
 from servicekit.middleware import client_address
 
 log = structlog.get_logger()

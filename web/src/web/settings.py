@@ -7,6 +7,7 @@ from pathlib import Path
 import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from servicekit.settings import KitSettings
 
 log = structlog.get_logger()

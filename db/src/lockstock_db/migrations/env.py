@@ -1,11 +1,12 @@
 import os
 
 from alembic import context
-from servicekit.db import asyncpg_url
-from servicekit.sync import run_sync
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from servicekit.db import asyncpg_url
+from servicekit.sync import run_sync
 
 
 def _url() -> str:

@@ -4,8 +4,9 @@ from typing import Any
 
 import httpx
 import structlog
-from servicekit.errors import current_request_id
+
 from gateway.metrics import timed_upstream
+from servicekit.errors import current_request_id
 
 log = structlog.get_logger()
 
@@ -22,7 +23,7 @@ class UpstreamError(Exception):
         self.problem = problem
 
 
-class UpstreamUnavailable(Exception):  # noqa: N818 - named for what the caller sees
+class UpstreamUnavailable(Exception):
     """The upstream could not be reached or did not answer in time."""
 
 

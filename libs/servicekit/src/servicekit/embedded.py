@@ -42,7 +42,9 @@ class EmbeddedPostgres:
     data you want to keep.
     """
 
-    def __init__(self, data_dir: Path, port: int, *, durable: bool = True, max_connections: int = 300) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, *, durable: bool = True, max_connections: int = 300
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.durable = durable
@@ -88,12 +90,23 @@ class EmbeddedPostgres:
         return (self.data_dir / "postmaster.pid").exists() and port_is_open(self.port)
 
     def start(self) -> str:
-        """Initialise the cluster if needed, start it, wait until it accepts connections; returns an admin URL."""
+        """Initialise the cluster if needed, start it, and wait until it accepts connections.
+
+        Returns a superuser URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-                      "--no-instructions")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            )
         if self.is_running():
             return self.admin_url()
         if port_is_open(self.port):
@@ -109,8 +122,19 @@ class EmbeddedPostgres:
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         try:
-            self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.data_dir / "log"),
-                      "-o", " ".join(options), "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.data_dir / "log"),
+                "-o",
+                " ".join(options),
+                "start",
+            )
         except subprocess.CalledProcessError as exc:
             log_text = (self.data_dir / "log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"PostgreSQL did not start:\n{log_text}") from exc

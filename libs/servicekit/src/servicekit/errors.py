@@ -118,7 +118,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return problem_response(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+        return problem_response(
+            400, "malformed_json", "Malformed JSON", "The request body is not valid JSON."
+        )
     described = [_describe_validation_error(dict(e)) for e in errors]
     first = described[0] if described else {"field": None, "message": "invalid"}
     where = f" at '{first['field']}'" if first["field"] else ""
@@ -137,7 +139,9 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 400 and detail == "There was an error parsing the body":
         # FastAPI's answer to a body it cannot even decode (e.g. not UTF-8).
-        return problem_response(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+        return problem_response(
+            400, "malformed_json", "Malformed JSON", "The request body is not valid JSON."
+        )
     return problem_response(exc.status_code, code, title, detail, dict(exc.headers or {}))
 
 
@@ -153,7 +157,8 @@ async def _on_db_error(request: Request, exc: Exception) -> Response:
         )
     if sqlstate and sqlstate.startswith("22"):
         # Class 22, data exception: input PostgreSQL refuses (a NUL byte in text, a number out of range) that
-        # got past validation. It is the client's input, so a 422, never a 500; validation should catch it first.
+        # got past validation. It is the client's input, so a 422, never a 500; validation should catch it
+        # first.
         log.warning("database_refused_input", sqlstate=sqlstate)
         return problem_response(
             422, "invalid_input", "Invalid input", "The request contains a value the database cannot store."

@@ -88,7 +88,9 @@ class Claim:
 def validate_key(key: str | None, *, required: bool) -> str | None:
     if key is None:
         if required:
-            raise IdempotencyKeyMissing("Send an Idempotency-Key header (up to 255 characters) with this request.")
+            raise IdempotencyKeyMissing(
+                "Send an Idempotency-Key header (up to 255 characters) with this request."
+            )
         return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise IdempotencyKeyInvalid(
@@ -164,7 +166,8 @@ class IdempotencyStore:
                         text(
                             f"""
                             UPDATE {self._table} SET locked_at = now()
-                             WHERE key = :key AND state = 'in_flight' AND locked_at < now() - CAST(:lease AS interval)
+                             WHERE key = :key AND state = 'in_flight'
+                               AND locked_at < now() - CAST(:lease AS interval)
                             RETURNING key
                             """
                         ),
@@ -177,7 +180,9 @@ class IdempotencyStore:
                     "A request with this Idempotency-Key is still being processed; retry shortly.",
                     headers={"Retry-After": "1"},
                 )
-        raise IdempotencyKeyInUse("The Idempotency-Key is contended; retry shortly.", headers={"Retry-After": "1"})
+        raise IdempotencyKeyInUse(
+            "The Idempotency-Key is contended; retry shortly.", headers={"Retry-After": "1"}
+        )
 
     @property
     def table(self) -> str:
@@ -214,7 +219,10 @@ class IdempotencyStore:
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             result = await conn.execute(
-                text(f"DELETE FROM {self._table} WHERE created_at < now() - CAST(:ttl AS interval) AND state = 'done'"),
+                text(
+                    f"DELETE FROM {self._table}"
+                    " WHERE created_at < now() - CAST(:ttl AS interval) AND state = 'done'"
+                ),
                 {"ttl": self._ttl},
             )
             return int(result.rowcount or 0)

@@ -21,6 +21,8 @@ _client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar("cl
 
 def client_address() -> str | None:
     return _client_address.get()
+
+
 # A caller's request id is trusted only if it looks like one: it ends up in every log line.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 

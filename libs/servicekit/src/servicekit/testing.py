@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -66,8 +67,15 @@ class LiveServer:
     def __init__(self, app: ASGIApp, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
-                                access_log=False, timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"live-{self.port}")
 
@@ -108,15 +116,22 @@ def fuzz_openapi(base_url: str, *, max_examples: int = 40) -> list[str]:
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     exercised = []
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # an invalid schema fails loudly here, as it should
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case: "schemathesis.Case") -> None:
+        @settings(
+            max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        def run(case: "schemathesis.Case[Any]") -> None:
             case.call_and_validate(base_url=base_url, checks=checks, timeout=30)
 
         run()

@@ -28,7 +28,9 @@ def _is_json(content_type: str) -> bool:
     message = Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 async def require_json_body(request: Request) -> None:
@@ -59,7 +61,9 @@ def parse_id_list(raw: str, field: str, *, max_items: int = 100) -> list[int]:
     ids: list[int] = []
     for part in parts:
         if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_ID:
-            raise InvalidParameter(f"'{field}' must be positive integer ids; {part[:30]!r} is not one.", field=field)
+            raise InvalidParameter(
+                f"'{field}' must be positive integer ids; {part[:30]!r} is not one.", field=field
+            )
         if int(part) not in ids:
             ids.append(int(part))
     return ids

@@ -26,7 +26,9 @@ async def get_product(session: AsyncSession, product_id: int) -> Row | None:  # 
 
 
 async def insert_product(session: AsyncSession, *, name: str, price_cents: int, stock_qty: int) -> Row:  # type: ignore[type-arg]
-    query = insert(products).values(name=name, price_cents=price_cents, stock_qty=stock_qty).returning(*COLUMNS)
+    query = (
+        insert(products).values(name=name, price_cents=price_cents, stock_qty=stock_qty).returning(*COLUMNS)
+    )
     return (await session.execute(query)).one()
 
 

@@ -2,7 +2,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
-from servicekit.validation import MAX_ID, PlainText
+from servicekit.validation import PlainText
 
 MAX_PRICE_CENTS = 100_000_000_00  # a hundred million in the currency's unit
 MAX_STOCK = 1_000_000_000

@@ -16,8 +16,11 @@ def _read(row: object) -> ProductRead:
 async def list_products(
     session: AsyncSession, *, after: int, limit: int, ids: Sequence[int] | None
 ) -> list[ProductRead]:
-    rows = await (repository.get_products(session, ids) if ids is not None
-                  else repository.list_products(session, after=after, limit=limit))
+    rows = await (
+        repository.get_products(session, ids)
+        if ids is not None
+        else repository.list_products(session, after=after, limit=limit)
+    )
     return [_read(row) for row in rows]
 
 
@@ -51,6 +54,7 @@ async def change_stock(session: AsyncSession, product_id: int, change: StockChan
     current = await get_product(session, product_id)  # raises ProductNotFound
     metrics.STOCK_CHANGES_REFUSED.inc()
     raise InsufficientStock(
-        f"Cannot remove {-(change.delta or 0)} units of product {product_id}: only {current.stock_qty} in stock.",
+        f"Cannot remove {-(change.delta or 0)} units of product {product_id}: "
+        f"only {current.stock_qty} in stock.",
         items=[{"product_id": product_id, "requested": -(change.delta or 0), "available": current.stock_qty}],
     )

@@ -47,7 +47,8 @@ async def list_orders(
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     after: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Newest first: pass the last id seen for the next page")
+        int | None,
+        Query(ge=1, le=MAX_ID, description="Newest first: pass the last id seen for the next page"),
     ] = None,
 ) -> list[OrderRead]:
     return await service.list_orders(session, status=status_filter, after=after, limit=limit)

@@ -51,6 +51,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             await payments_http.aclose()
 
     return create_service_app(
-        settings, title="lockstock orders", description="Orders, row-locked stock, cancellation.",
-        routers=[router], lifespan=lifespan,
+        settings,
+        title="lockstock orders",
+        description="Orders, row-locked stock, cancellation.",
+        routers=[router],
+        lifespan=lifespan,
     )

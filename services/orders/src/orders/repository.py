@@ -172,8 +172,9 @@ def _decode(row: Any) -> dict[str, Any]:
 
 async def get_order(session: AsyncSession | AsyncConnection, order_id: int) -> dict[str, Any] | None:
     row = (
-        await session.execute(text(f"SELECT {ORDER_COLUMNS} FROM orders.orders AS o WHERE o.id = :id"),
-                              {"id": order_id})
+        await session.execute(
+            text(f"SELECT {ORDER_COLUMNS} FROM orders.orders AS o WHERE o.id = :id"), {"id": order_id}
+        )
     ).first()
     return _decode(row) if row is not None else None
 
@@ -181,7 +182,8 @@ async def get_order(session: AsyncSession | AsyncConnection, order_id: int) -> d
 async def get_order_by_idempotency_key(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
     row = (
         await conn.execute(
-            text(f"SELECT {ORDER_COLUMNS} FROM orders.orders AS o WHERE o.idempotency_key = :key"), {"key": key}
+            text(f"SELECT {ORDER_COLUMNS} FROM orders.orders AS o WHERE o.idempotency_key = :key"),
+            {"key": key},
         )
     ).first()
     return _decode(row) if row is not None else None
@@ -237,7 +239,9 @@ RECORD_CHARGE_ON_CANCELLED = text(
 )
 
 
-async def record_capture_outcome(conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None) -> bool:
+async def record_capture_outcome(
+    conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None
+) -> bool:
     """Move the order by the charge's outcome (no charge: a free order, paid as it is). True if it moved."""
     if charge is None or charge.succeeded:
         paid = {"order_id": order_id, "charge_id": charge.charge_id if charge else None}

@@ -53,10 +53,16 @@ async def place_order(
         except IntegrityError:
             # Only a recovered idempotency key can collide: an earlier attempt with this key did create
             # the order before its process died. That order is the answer.
-            existing = await repository.get_order_by_idempotency_key(conn, idempotency_key) if idempotency_key else None
+            existing = (
+                await repository.get_order_by_idempotency_key(conn, idempotency_key)
+                if idempotency_key
+                else None
+            )
             if existing is None:
                 raise
-            return OrderPlaced(orderId=existing["id"], status=existing["status"], total_cents=existing["total_cents"])
+            return OrderPlaced(
+                orderId=existing["id"], status=existing["status"], total_cents=existing["total_cents"]
+            )
     metrics.LOCK_WAIT.observe(result.lock_wait_s)
     if result.order_id is not None:
         metrics.ORDERS_PLACED.inc()
@@ -68,9 +74,7 @@ async def place_order(
     if unknown:
         metrics.ORDERS_REFUSED.labels("unknown_product").inc()
         log.info("order_refused", reason="unknown_product", product_ids=unknown)
-        raise UnknownProduct(
-            f"No such product: {', '.join(map(str, unknown))}.", product_ids=unknown
-        )
+        raise UnknownProduct(f"No such product: {', '.join(map(str, unknown))}.", product_ids=unknown)
     short = [line for line in result.refused_lines if line["available"] < line["requested"]]
     metrics.ORDERS_REFUSED.labels("insufficient_stock").inc()
     log.info("order_refused", reason="insufficient_stock", product_ids=[s["product_id"] for s in short])
@@ -106,7 +110,8 @@ async def cancel_order(engine: AsyncEngine, order_id: int) -> OrderRead:
         log.info("order_cancelled", order_id=order_id)
     elif order["status"] != "CANCELLED":
         raise OrderNotCancellable(
-            f"Order {order_id} is {order['status']} and cannot be cancelled.", order_id=order_id,
+            f"Order {order_id} is {order['status']} and cannot be cancelled.",
+            order_id=order_id,
             order_status=order["status"],
         )
     return OrderRead.model_validate(order)
@@ -132,8 +137,11 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
     if order["status"] == "PAID":
         return OrderRead.model_validate(order)
     if order["status"] == "CANCELLED":
-        raise OrderNotCapturable(f"Order {order_id} is cancelled and cannot be captured.", order_id=order_id,
-                                 order_status="CANCELLED")
+        raise OrderNotCapturable(
+            f"Order {order_id} is cancelled and cannot be captured.",
+            order_id=order_id,
+            order_status="CANCELLED",
+        )
 
     attempt = order["payment_attempts"] + 1
     if order["total_cents"] == 0:
@@ -151,8 +159,14 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
     charge_id = charge.charge_id if charge else None
     if moved:
         metrics.CAPTURES.labels(metrics.capture_outcome(order["status"], order["payment_failure_code"])).inc()
-        log.info("order_captured", order_id=order_id, attempt=attempt, status=order["status"],
-                 charge_id=charge_id, failure_code=order["payment_failure_code"])
+        log.info(
+            "order_captured",
+            order_id=order_id,
+            attempt=attempt,
+            status=order["status"],
+            charge_id=charge_id,
+            failure_code=order["payment_failure_code"],
+        )
     elif order["status"] == "CANCELLED" and charge is not None and charge.succeeded:
         # Cancelled while the charge was being made: the stock is back on the shelf, so the order stays
         # cancelled and the succeeded charge is recorded on it, to be refunded (payments has no refunds yet).
@@ -163,9 +177,14 @@ async def capture_payment(engine: AsyncEngine, payments: PaymentsClient, order_i
         raise OrderNotCapturable(
             f"Order {order_id} was cancelled while it was being charged; charge {charge_id} is to be "
             "refunded.",
-            order_id=order_id, order_status="CANCELLED", charge_id=charge_id,
+            order_id=order_id,
+            order_status="CANCELLED",
+            charge_id=charge_id,
         )
     elif order["status"] == "CANCELLED":
-        raise OrderNotCapturable(f"Order {order_id} is cancelled and cannot be captured.", order_id=order_id,
-                                 order_status="CANCELLED")
+        raise OrderNotCapturable(
+            f"Order {order_id} is cancelled and cannot be captured.",
+            order_id=order_id,
+            order_status="CANCELLED",
+        )
     return OrderRead.model_validate(order)

@@ -1,14 +1,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
-from servicekit.db import EngineDep, SessionDep
-from servicekit.errors import PROBLEM_RESPONSES
-from servicekit.idempotency import MAX_KEY_LENGTH, Claim, run_idempotently, validate_key
-from servicekit.validation import MAX_ID, JsonBody
 from starlette.responses import JSONResponse, Response
 
 from payments import service
 from payments.schemas import ChargeCreate, ChargeRead, ChargeResult
+from servicekit.db import EngineDep, SessionDep
+from servicekit.errors import PROBLEM_RESPONSES
+from servicekit.idempotency import MAX_KEY_LENGTH, Claim, run_idempotently, validate_key
+from servicekit.validation import MAX_ID, JsonBody
 
 router = APIRouter(tags=["charges"], responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 

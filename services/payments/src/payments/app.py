@@ -5,12 +5,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from servicekit.app import create_service_app
-from servicekit.idempotency import IdempotencyStore, prune_periodically
 
 from payments.api import router
 from payments.processor import SimulatedProcessor
 from payments.settings import PaymentsSettings
+from servicekit.app import create_service_app
+from servicekit.idempotency import IdempotencyStore, prune_periodically
 
 IDEMPOTENCY_TABLE = "payments.idempotency_keys"
 

@@ -6,11 +6,10 @@ The service prunes them itself every PAYMENTS_IDEMPOTENCY_PRUNE_INTERVAL_S; this
 import asyncio
 from datetime import timedelta
 
-from servicekit.db import create_engine
-from servicekit.idempotency import IdempotencyStore
-
 from payments.app import IDEMPOTENCY_TABLE
 from payments.settings import PaymentsSettings
+from servicekit.db import create_engine
+from servicekit.idempotency import IdempotencyStore
 
 
 async def prune(settings: PaymentsSettings) -> int:

@@ -2,6 +2,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
 from servicekit.validation import MAX_ID
 
 # One billion dollars: far above any real basket, far below anything that could overflow.

@@ -3,13 +3,13 @@
 from typing import Any
 
 import structlog
-from servicekit.idempotency import IdempotencyKeyReused
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from payments import metrics, repository
 from payments.errors import ChargeInProgress, ChargeNotFound, OrderAlreadyCharged
 from payments.processor import PaymentProcessor
 from payments.schemas import ChargeCreate, ChargeRead, ChargeResult
+from servicekit.idempotency import IdempotencyKeyReused
 
 log = structlog.get_logger()
 
@@ -60,7 +60,9 @@ async def create_charge(
             charge = await repository.decide_charge(
                 conn, charge["charge_id"], succeeded=outcome.succeeded, failure_code=outcome.failure_code
             )
-        outcome_label = "succeeded" if charge["status"] == "succeeded" else (charge["failure_code"] or "declined")
+        outcome_label = (
+            "succeeded" if charge["status"] == "succeeded" else (charge["failure_code"] or "declined")
+        )
         metrics.CHARGES.labels(outcome_label).inc()
         log.info(
             "charge_decided",

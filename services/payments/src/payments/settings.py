@@ -1,5 +1,6 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from servicekit.settings import DatabaseSettings
 
 
