@@ -6,23 +6,12 @@ Revises:
 
 from alembic import op
 
+from lockstock_db.migration_helpers import create_idempotency_keys_table, create_login_role
+
 revision = "0001_inventory_and_orders"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-
-def create_login_role(name: str) -> None:
-    """Roles are cluster-wide, so they may exist already (another database, an earlier run)."""
-    op.execute(
-        f"""
-        DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN
-            CREATE ROLE {name} LOGIN;
-          END IF;
-        END $$;
-        """
-    )
 
 
 def upgrade() -> None:
@@ -73,21 +62,7 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX order_items_product ON orders.order_items (product_id)")
-    op.execute(
-        """
-        CREATE TABLE orders.idempotency_keys (
-            key                   text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
-            fingerprint           text NOT NULL,
-            state                 text NOT NULL CHECK (state IN ('in_flight', 'done')),
-            response_status       integer,
-            response_content_type text,
-            response_body         bytea,
-            created_at            timestamptz NOT NULL DEFAULT now(),
-            locked_at             timestamptz NOT NULL DEFAULT now()
-        )
-        """
-    )
-    op.execute("CREATE INDEX orders_idempotency_keys_created ON orders.idempotency_keys (created_at)")
+    create_idempotency_keys_table("orders")
 
     # Least privilege. Inventory owns its products. Orders reads products and may change only stock_qty
     # (and lock rows, which needs UPDATE on some column); it can never touch a name or a price.

@@ -6,6 +6,8 @@ Revises: 0001_inventory_and_orders
 
 from alembic import op
 
+from lockstock_db.migration_helpers import create_idempotency_keys_table, create_login_role
+
 revision = "0002_payments"
 down_revision = "0001_inventory_and_orders"
 branch_labels = None
@@ -13,16 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Roles are cluster-wide, so it may exist already (another database, an earlier run).
-    op.execute(
-        """
-        DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'payments_svc') THEN
-            CREATE ROLE payments_svc LOGIN;
-          END IF;
-        END $$;
-        """
-    )
+    create_login_role("payments_svc")
 
     op.execute("CREATE SCHEMA payments")
     # A charge row is written 'pending' *before* the processor is asked, under the request's idempotency key
@@ -52,21 +45,7 @@ def upgrade() -> None:
          WHERE status IN ('pending', 'succeeded')
         """
     )
-    op.execute(
-        """
-        CREATE TABLE payments.idempotency_keys (
-            key                   text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
-            fingerprint           text NOT NULL,
-            state                 text NOT NULL CHECK (state IN ('in_flight', 'done')),
-            response_status       integer,
-            response_content_type text,
-            response_body         bytea,
-            created_at            timestamptz NOT NULL DEFAULT now(),
-            locked_at             timestamptz NOT NULL DEFAULT now()
-        )
-        """
-    )
-    op.execute("CREATE INDEX payments_idempotency_keys_created ON payments.idempotency_keys (created_at)")
+    create_idempotency_keys_table("payments")
 
     # Least privilege: payments owns its schema and nothing else; charges are never deleted. Orders reaches
     # payments over HTTP only, so it gets nothing here.

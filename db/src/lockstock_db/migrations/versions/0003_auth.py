@@ -6,6 +6,8 @@ Revises: 0001_inventory_and_orders
 
 from alembic import op
 
+from lockstock_db.migration_helpers import create_login_role
+
 revision = "0003_auth"
 down_revision = "0001_inventory_and_orders"
 branch_labels = None
@@ -13,16 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Roles are cluster-wide, so it may exist already (another database, an earlier run).
-    op.execute(
-        """
-        DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gateway_svc') THEN
-            CREATE ROLE gateway_svc LOGIN;
-          END IF;
-        END $$;
-        """
-    )
+    create_login_role("gateway_svc")
     op.execute("CREATE SCHEMA auth")
     op.execute(
         """
