@@ -4,6 +4,7 @@ Each service runs as its own least-privilege role, served over real HTTP on a lo
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -226,3 +227,22 @@ def admin_ui_url(gateway_url: str) -> Iterator[str]:
     settings = AdminSettings(gateway_url=graphql_url, secret_key="test-admin-secret", cookie_secure=True)
     with LiveServer(create_admin_app(settings)) as server:
         yield server.url
+
+
+DESKTOP_VIEWPORT = {"width": 1100, "height": 760}
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile (no cookies) per test, at desktop size."""
+    context = browser.new_context(viewport=DESKTOP_VIEWPORT)
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    return context.new_page()

@@ -23,31 +23,13 @@ from servicekit.embedded import free_port
 from servicekit.testing import LiveServer, screenshot_dir
 
 SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
-VIEWPORT = {"width": 1100, "height": 760}
 
 
 @pytest.fixture(autouse=True)
 def _system_up_before_the_browser(
     admin_ui_url: str, admin_credentials: tuple[str, str], web_url: str, inventory_url: str, orders_url: str
 ) -> None:
-    """The live system's session fixtures use asyncio.run(), which cannot run inside Playwright's event loop
-    once the browser has started: so they are set up first."""
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    """A fresh browser profile (no cookies) per test."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page(context: Any) -> Any:
-    return context.new_page()
+    """Start the whole live system before the first browser page, so a test's time is its own."""
 
 
 def screenshot(page: Any, name: str) -> None:

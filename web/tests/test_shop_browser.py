@@ -24,24 +24,8 @@ from web.app import create_app
 from web.settings import WebSettings
 
 SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
-DESKTOP = {"width": 1100, "height": 760}
+DESKTOP_VIEWPORT = {"width": 1100, "height": 760}
 PHONE = {"width": 375, "height": 740}
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    """A fresh shopper (no cookies) per test."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page(context: Any) -> Any:
-    return context.new_page()
 
 
 def screenshot(page: Any, name: str) -> None:
@@ -188,7 +172,7 @@ def test_two_shoppers_race_for_the_last_unit(
 ) -> None:
     name = unique("Last grinder")
     grinder = create_product(inventory_url, name=name, price_cents=12_900, stock=1)
-    contexts = [browser.new_context(viewport=DESKTOP) for _ in range(2)]
+    contexts = [browser.new_context(viewport=DESKTOP_VIEWPORT) for _ in range(2)]
     try:
         pages = [go_to_checkout(c, web_url, grinder) for c in contexts]
         # Both forms are submitted before either answer comes back.
@@ -337,7 +321,7 @@ def test_the_shop_works_without_javascript_and_in_a_sensible_focus_order(
 ) -> None:
     name = unique("Tamper")
     tamper = create_product(inventory_url, name=name, price_cents=2_900, stock=6)
-    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    context = browser.new_context(viewport=DESKTOP_VIEWPORT, java_script_enabled=False)
     try:
         page = context.new_page()
         page.goto(f"{web_url}/products/{tamper}")
