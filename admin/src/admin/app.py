@@ -8,7 +8,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -50,6 +50,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        ready = await request.app.state.gateway.ready()
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": {"gateway": ready}},
+            status_code=200 if ready else 503,
+        )
 
     def to_sign_in(request: Request) -> RedirectResponse:
         target = request.url.path if request.method == "GET" else "/"

@@ -154,6 +154,14 @@ class GatewayClient:
         self.http = http
         self.url = url
 
+    async def ready(self) -> bool:
+        """Whether the gateway answers its /healthz (for this app's /readyz)."""
+        try:
+            response = await self.http.get(self.url.rsplit("/graphql", 1)[0] + "/healthz", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.is_success
+
     async def execute(
         self, query: str, variables: dict[str, Any], *, token: str | None, request_id: str | None
     ) -> dict[str, Any]:

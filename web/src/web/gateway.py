@@ -155,6 +155,14 @@ class GatewayClient:
         self._http = http
         self._url = url
 
+    async def ready(self) -> bool:
+        """Whether the gateway answers its /healthz (for this app's /readyz)."""
+        try:
+            response = await self._http.get(self._url.rsplit("/graphql", 1)[0] + "/healthz", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.is_success
+
     async def execute(
         self, query: str, variables: dict[str, Any] | None = None, *, request_id: str | None = None
     ) -> dict[str, Any]:

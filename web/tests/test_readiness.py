@@ -1,0 +1,20 @@
+import httpx
+
+from servicekit.embedded import free_port
+from servicekit.testing import LiveServer
+from web.app import create_app
+from web.settings import WebSettings
+
+
+def test_the_shop_is_ready_when_the_gateway_answers(web_url):
+    response = httpx.get(f"{web_url}/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"gateway": True}}
+
+
+def test_the_shop_is_not_ready_without_its_gateway():
+    settings = WebSettings(gateway_url=f"http://127.0.0.1:{free_port()}/graphql", secret_key="readiness-test")
+    with LiveServer(create_app(settings)) as server:
+        response = httpx.get(f"{server.url}/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"gateway": False}
