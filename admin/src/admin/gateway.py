@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 import structlog
 
-from servicekit.middleware import client_address
+from servicekit.graphql_client import GraphQLTransportError, gateway_ready, post_graphql
 
 log = structlog.get_logger()
 
@@ -156,54 +156,33 @@ class GatewayClient:
 
     async def ready(self) -> bool:
         """Whether the gateway answers its /healthz (for this app's /readyz)."""
-        try:
-            response = await self.http.get(self.url.rsplit("/graphql", 1)[0] + "/healthz", timeout=2.0)
-        except httpx.HTTPError:
-            return False
-        return response.is_success
+        return await gateway_ready(self.http, self.url)
 
     async def execute(
         self, query: str, variables: dict[str, Any], *, token: str | None, request_id: str | None
     ) -> dict[str, Any]:
-        headers = {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if request_id:
-            headers["X-Request-ID"] = request_id
-        if admin_address := client_address():
-            headers["X-Forwarded-For"] = admin_address
         try:
-            response = await self.http.post(
-                self.url, json={"query": query, "variables": variables}, headers=headers
+            answer = await post_graphql(
+                self.http, self.url, query, variables, token=token, request_id=request_id
             )
-        except httpx.HTTPError as exc:
-            log.warning("gateway_unreachable", error=type(exc).__name__)
-            raise GatewayError(f"the gateway did not answer ({type(exc).__name__})") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            log.warning("gateway_bad_response", status=response.status_code)
-            raise GatewayError(f"the gateway answered {response.status_code}")
-        for error in body.get("errors") or []:
-            extensions = error.get("extensions") or {}
-            code = extensions.get("code")
+        except GraphQLTransportError as exc:
+            raise GatewayError(f"the gateway did not answer ({exc})") from exc
+        if answer.errors:
+            code, message, extensions = answer.first_error
             if code == "UNAUTHENTICATED":
-                raise UnauthenticatedError(error.get("message", ""))
+                raise UnauthenticatedError(message)
             if code == "FORBIDDEN":
-                raise ForbiddenError(error.get("message", ""))
+                raise ForbiddenError(message)
             if code == "BAD_REQUEST":
-                raise BadRequestError(error.get("message", ""))
+                raise BadRequestError(message)
             if code == "RATE_LIMITED":
                 retry_after = extensions.get("retryAfter")
                 raise RateLimitedError(int(retry_after) if retry_after is not None else None)
-            log.warning("gateway_error", code=code, message=error.get("message"))
-            raise GatewayError(error.get("message") or "the gateway reported an error")
-        data = body.get("data")
-        if not isinstance(data, dict) or response.status_code >= 400:
-            raise GatewayError(f"the gateway answered {response.status_code}")
-        return data
+            log.warning("gateway_error", code=code, message=message)
+            raise GatewayError(message or "the gateway reported an error")
+        if answer.data is None or answer.status >= 400:
+            raise GatewayError(f"the gateway answered {answer.status}")
+        return answer.data
 
 
 class AdminGateway:

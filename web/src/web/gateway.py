@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import structlog
 
-from servicekit.middleware import client_address
+from servicekit.graphql_client import GraphQLTransportError, gateway_ready, post_graphql
 
 log = structlog.get_logger()
 
@@ -157,58 +157,38 @@ class GatewayClient:
 
     async def ready(self) -> bool:
         """Whether the gateway answers its /healthz (for this app's /readyz)."""
-        try:
-            response = await self._http.get(self._url.rsplit("/graphql", 1)[0] + "/healthz", timeout=2.0)
-        except httpx.HTTPError:
-            return False
-        return response.is_success
+        return await gateway_ready(self._http, self._url)
 
     async def execute(
         self, query: str, variables: dict[str, Any] | None = None, *, request_id: str | None = None
     ) -> dict[str, Any]:
         """The ``data`` of a GraphQL response; raises GatewayError for anything that is not one."""
-        headers = {"X-Request-ID": request_id} if request_id else {}
-        if shopper := client_address():
-            headers["X-Forwarded-For"] = shopper
         try:
-            response = await self._http.post(
-                self._url, json={"query": query, "variables": variables or {}}, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            log.warning("gateway_timeout", error=type(exc).__name__)
-            raise GatewayTimeoutError("The gateway did not answer in time.") from exc
-        except httpx.HTTPError as exc:
-            log.warning("gateway_unreachable", error=type(exc).__name__)
-            raise GatewayUnavailableError("The gateway cannot be reached.") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            log.warning("gateway_bad_response", status=response.status_code)
-            if response.status_code in {502, 503, 504}:
-                raise GatewayUnavailableError(f"The gateway answered {response.status_code}.")
-            raise GatewayError(f"The gateway answered {response.status_code} without a GraphQL body.")
-        errors = body.get("errors")
-        if errors:
-            first = errors[0] if isinstance(errors[0], dict) else {}
-            extensions = first.get("extensions") or {}
-            code = extensions.get("code")
-            log.warning("gateway_graphql_error", code=code, message=first.get("message"))
+            answer = await post_graphql(self._http, self._url, query, variables, request_id=request_id)
+        except GraphQLTransportError as exc:
+            if exc.timeout:
+                raise GatewayTimeoutError("The gateway did not answer in time.") from exc
+            if exc.status is None:
+                raise GatewayUnavailableError("The gateway cannot be reached.") from exc
+            if exc.status in {502, 503, 504}:
+                raise GatewayUnavailableError(f"The gateway answered {exc.status}.") from exc
+            raise GatewayError(str(exc)) from exc
+        if answer.errors:
+            code, message, extensions = answer.first_error
+            log.warning("gateway_graphql_error", code=code, message=message)
             if code == "RATE_LIMITED":
                 retry = extensions.get("retryAfter")
                 raise GatewayUnavailableError(
                     "Too many requests right now.", code=code, retry_after=int(retry) if retry else None
                 )
             if code == "BAD_REQUEST":
-                raise GatewayBadRequestError(str(first.get("message") or "Bad request"), code=code)
+                raise GatewayBadRequestError(message or "Bad request", code=code)
             if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE"}:
-                raise GatewayUnavailableError(str(first.get("message") or "Unavailable"), code=code)
-            raise GatewayError(str(first.get("message") or "GraphQL error"), code=code)
-        data = body.get("data")
-        if not isinstance(data, dict):
+                raise GatewayUnavailableError(message or "Unavailable", code=code)
+            raise GatewayError(message or "GraphQL error", code=code)
+        if answer.data is None:
             raise GatewayError("The gateway answered without data.")
-        return data
+        return answer.data
 
     async def products(self, first: int, after: str | None, *, request_id: str | None = None) -> ProductPage:
         data = await self.execute(PRODUCTS_QUERY, {"first": first, "after": after}, request_id=request_id)
