@@ -2,7 +2,6 @@
 with no OTLP endpoint nothing is set up; with one, spans really leave over OTLP/HTTP."""
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from starlette.routing import Route
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, log_events
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 
@@ -66,19 +65,6 @@ async def spans_of_request(exporter: InMemorySpanExporter, path: str, *, at_leas
             return spans
         assert time.monotonic() < deadline, f"only {len(spans)} spans of the request arrived"
         await asyncio.sleep(0.01)
-
-
-def log_events(out: str) -> list[dict[str, Any]]:
-    """Every JSON event in captured output (threads printing at once can share a physical line)."""
-    decoder = json.JSONDecoder()
-    events = []
-    for line in out.splitlines():
-        position = line.find("{")
-        while position != -1:
-            event, end = decoder.raw_decode(line, position)
-            events.append(event)
-            position = line.find("{", end)
-    return events
 
 
 async def test_a_request_is_one_trace_with_a_server_span_and_a_database_span(

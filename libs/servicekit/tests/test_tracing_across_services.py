@@ -5,7 +5,6 @@ The gateway does not use create_service_app; this test wires it the way any such
 (``instrument_app`` + ``setup_tracing``), all apps exporting to one in-memory exporter."""
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from servicekit.metrics import instrument_app
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, log_events
 from servicekit.tracing import setup_tracing
 
 gateway_app = pytest.importorskip("gateway.app", reason="the gateway has not arrived yet")
@@ -25,18 +24,6 @@ gateway_app = pytest.importorskip("gateway.app", reason="the gateway has not arr
 PLACE_ORDER = """mutation($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id status totalCents } errors { code message } }
 }"""
-
-
-def log_events(out: str) -> list[dict[str, Any]]:
-    decoder = json.JSONDecoder()
-    events = []
-    for line in out.splitlines():
-        position = line.find("{")
-        while position != -1:
-            event, end = decoder.raw_decode(line, position)
-            events.append(event)
-            position = line.find("{", end)
-    return events
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ by swapping the payments processor, wrapping the payments ASGI app, or pointing 
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,7 +22,7 @@ from payments.app import create_app as create_payments_app
 from payments.processor import ProcessorOutcome, SimulatedProcessor
 from payments.settings import PaymentsSettings
 from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, wait_until
 
 # Quick retries, so the faults resolve in a fraction of a second.
 FAST_RETRIES: dict[str, Any] = {
@@ -120,14 +119,6 @@ async def get_order(orders_url: str, order_id: int) -> dict:
 
 async def charges_of(db, order_id: int) -> list:
     return await db.fetch("SELECT * FROM payments.charges WHERE order_id = $1 ORDER BY id", order_id)
-
-
-async def wait_until(predicate, within_s: float = 10) -> None:
-    deadline = time.monotonic() + within_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 async def test_payments_failing_twice_then_succeeding_makes_one_charge(

@@ -17,7 +17,7 @@ from payments.app import create_app
 from payments.processor import ProcessorOutcome, SimulatedProcessor
 from payments.schemas import MAX_AMOUNT_CENTS
 from payments.settings import PaymentsSettings
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, wait_until
 
 # Order ids far above any real order's, so these charges never meet an order the orders tests create.
 _order_ids = itertools.count(random.randint(10**12, 2 * 10**12) * 1000)
@@ -250,14 +250,6 @@ class SlowProcessor(SimulatedProcessor):
         self.calls += 1
         await asyncio.to_thread(self.release.wait, 30)
         return await super().charge(reference, amount_cents)
-
-
-async def wait_until(predicate, within_s: float = 10) -> None:
-    deadline = time.monotonic() + within_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 async def test_the_same_key_while_the_first_is_in_flight_gets_409_with_retry_after(

@@ -6,13 +6,15 @@
   real HTTP to it and concurrent requests are really concurrent.
 """
 
+import asyncio
+import json
 import os
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +151,25 @@ def screenshot_dir(repo_root: Path) -> Path:
         target = repo_root / "test-results" / "screenshots"
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], within_s: float = 10) -> None:
+    """Poll ``predicate`` until it is true (tests never sleep a guessed time: they poll with a deadline)."""
+    deadline = time.monotonic() + within_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+def log_events(out: str) -> list[dict[str, Any]]:
+    """Every JSON event in captured output (threads printing at once can share a physical line)."""
+    decoder = json.JSONDecoder()
+    events = []
+    for line in out.splitlines():
+        position = line.find("{")
+        while position != -1:
+            event, end = decoder.raw_decode(line, position)
+            events.append(event)
+            position = line.find("{", end)
+    return events
