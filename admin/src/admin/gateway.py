@@ -2,6 +2,7 @@
 token and the request id forwarded on every call. Cross-cutting refusals become exceptions; domain outcomes
 (payload `errors`) come back as data for the page to show."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -149,6 +150,14 @@ def _errors(data: dict[str, Any]) -> list[UserError]:
     return [UserError(code=e["code"], message=e["message"], field=e.get("field")) for e in data["errors"]]
 
 
+def _page(connection: dict[str, Any], convert: Callable[[dict[str, Any]], T]) -> Page[T]:
+    return Page(
+        nodes=[convert(node) for node in connection["nodes"]],
+        end_cursor=connection["pageInfo"]["endCursor"],
+        has_next_page=connection["pageInfo"]["hasNextPage"],
+    )
+
+
 class GatewayClient:
     def __init__(self, http: httpx.AsyncClient, url: str) -> None:
         self.http = http
@@ -213,12 +222,7 @@ class AdminGateway:
             first=first,
             after=after,
         )
-        connection = data["products"]
-        return Page(
-            nodes=[_product(node) for node in connection["nodes"]],
-            end_cursor=connection["pageInfo"]["endCursor"],
-            has_next_page=connection["pageInfo"]["hasNextPage"],
-        )
+        return _page(data["products"], _product)
 
     async def product(self, product_id: str) -> Product | None:
         data = await self._run(f"query($id: ID!) {{ product(id: $id) {{ {_PRODUCT} }} }}", id=product_id)
@@ -261,12 +265,7 @@ class AdminGateway:
             first=first,
             after=after,
         )
-        connection = data["orders"]
-        return Page(
-            nodes=[_order(node) for node in connection["nodes"]],
-            end_cursor=connection["pageInfo"]["endCursor"],
-            has_next_page=connection["pageInfo"]["hasNextPage"],
-        )
+        return _page(data["orders"], _order)
 
     async def order(self, order_id: str) -> Order | None:
         data = await self._run(f"query($id: ID!) {{ order(id: $id) {{ {_ORDER} }} }}", id=order_id)

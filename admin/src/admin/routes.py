@@ -2,7 +2,7 @@
 (`checked_form`); every POST answers with a redirect (POST-redirect-GET) or the form again with its errors."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -348,25 +348,26 @@ def _report(request: Request, result: OrderResult, success: str) -> None:
         flash(request, success)
 
 
-@router.post("/orders/{order_id}/capture")
-async def capture_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
+async def _order_action(
+    request: Request, order_id: str, act: Callable[[str], Awaitable[OrderResult]], success: str
+) -> Response:
     await checked_form(request)
     if not _ID.fullmatch(order_id):
         return not_found(request, "Order")
-    result = await gateway.capture_payment(order_id)
+    result = await act(order_id)
     if result.order is None and any(error.code == "NOT_FOUND" for error in result.errors):
         return not_found(request, "Order")
-    _report(request, result, "Payment captured: the order is paid.")
+    _report(request, result, success)
     return redirect(f"/orders/{order_id}")
+
+
+@router.post("/orders/{order_id}/capture")
+async def capture_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
+    return await _order_action(
+        request, order_id, gateway.capture_payment, "Payment captured: the order is paid."
+    )
 
 
 @router.post("/orders/{order_id}/cancel")
 async def cancel_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
-    await checked_form(request)
-    if not _ID.fullmatch(order_id):
-        return not_found(request, "Order")
-    result = await gateway.cancel_order(order_id)
-    if result.order is None and any(error.code == "NOT_FOUND" for error in result.errors):
-        return not_found(request, "Order")
-    _report(request, result, "The order is cancelled.")
-    return redirect(f"/orders/{order_id}")
+    return await _order_action(request, order_id, gateway.cancel_order, "The order is cancelled.")
