@@ -161,6 +161,13 @@ def _order_id_or_error(raw: str) -> tuple[int | None, list[UserError]]:
     return order_id, []
 
 
+def _no_such_product(field: str) -> ProductPayload:
+    return ProductPayload(
+        product=None,
+        errors=[UserError(code=ErrorCode.NOT_FOUND, field=field, message="There is no such product.")],
+    )
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -245,12 +252,7 @@ class Mutation:
     ) -> ProductPayload:
         product_id = parse_id(data.id)
         if product_id is None:
-            return ProductPayload(
-                product=None,
-                errors=[
-                    UserError(code=ErrorCode.NOT_FOUND, field="input.id", message="There is no such product.")
-                ],
-            )
+            return _no_such_product("input.id")
         changes: dict[str, object] = {}
         if data.name is not None and data.name is not strawberry.UNSET:
             changes["name"] = data.name
@@ -270,14 +272,7 @@ class Mutation:
     ) -> ProductPayload:
         product_id = parse_id(data.product_id)
         if product_id is None:
-            return ProductPayload(
-                product=None,
-                errors=[
-                    UserError(
-                        code=ErrorCode.NOT_FOUND, field="input.productId", message="There is no such product."
-                    )
-                ],
-            )
+            return _no_such_product("input.productId")
         given = {
             name: value
             for name, value in (("stock_qty", data.set_to), ("delta", data.delta))
