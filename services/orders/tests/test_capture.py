@@ -5,6 +5,8 @@ import asyncio
 import httpx
 import pytest
 
+from servicekit.testing import log_events
+
 
 @pytest.fixture
 async def orders(orders_url: str):
@@ -151,3 +153,15 @@ async def test_concurrent_captures_of_a_declined_amount_count_each_attempt_once(
     charges = await charges_of(payments, order_id)
     assert [c["status"] for c in charges] == ["failed"] * final["payment_attempts"]
     assert max(r.json()["payment_attempts"] for r in responses) == final["payment_attempts"]
+
+
+async def test_a_capture_reaches_payments_under_the_same_request_id(orders, place_order, capfd):
+    order_id = await place_order()
+
+    response = await orders.post(f"/orders/{order_id}/capture", headers={"X-Request-ID": "capture-rid-1"})
+
+    assert response.status_code == 200
+    events = [e for e in log_events(capfd.readouterr().out) if e.get("request_id") == "capture-rid-1"]
+    # charge_decided is payments' line, order_captured orders' (in one test process every app shares one
+    # log configuration, so the events tell the services apart, not the "service" field).
+    assert {"charge_decided", "order_captured"} <= {e.get("event") for e in events}

@@ -15,6 +15,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from orders.errors import PaymentsRejected, PaymentsUnavailable
+from servicekit.errors import current_request_id
 
 log = structlog.get_logger()
 
@@ -66,6 +67,14 @@ def _problem_code(response: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _headers(idempotency_key: str) -> dict[str, str]:
+    """The key, and the request id of the capture that calls, so both services log one request id."""
+    headers = {"Idempotency-Key": idempotency_key}
+    if request_id := current_request_id():
+        headers["X-Request-ID"] = request_id
+    return headers
+
+
 class HttpPaymentsClient:
     """PaymentsClient over REST. ``http`` is the app's one shared client (base_url, timeouts, limits)."""
 
@@ -92,7 +101,7 @@ class HttpPaymentsClient:
                     response = await self._http.post(
                         "/charges",
                         json={"order_id": order_id, "amount_cents": amount_cents},
-                        headers={"Idempotency-Key": idempotency_key},
+                        headers=_headers(idempotency_key),
                     )
                     code = _problem_code(response) if response.is_error else None
                     if response.status_code >= 500 or (
