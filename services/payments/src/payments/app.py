@@ -24,10 +24,8 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
             app.state.engine, IDEMPOTENCY_TABLE, ttl=timedelta(hours=settings.idempotency_ttl_hours)
         )
         app.state.idempotency = store
-        # Tests and the demo may swap this object (or change its rate and latency) to misbehave on purpose.
-        app.state.processor = SimulatedProcessor(
-            success_rate=settings.processor_success_rate, latency_s=settings.processor_latency_s
-        )
+        # Tests and the demo may swap this object (or change its latency) to misbehave on purpose.
+        app.state.processor = SimulatedProcessor(latency_s=settings.processor_latency_s)
         pruner = asyncio.create_task(prune_periodically(store, settings.idempotency_prune_interval_s))
         try:
             yield
@@ -39,7 +37,10 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="lockstock payments",
-        description="Charges against a simulated card processor, with Stripe-style idempotency keys.",
+        description=(
+            "Payments against a simulated card processor: authorize, capture, void and refund, each under "
+            "a Stripe-style idempotency key."
+        ),
         routers=[router],
         lifespan=lifespan,
     )
