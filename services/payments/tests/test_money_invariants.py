@@ -8,9 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.app import create_app
 from payments.processor import ProcessorUnreachable, SimulatedProcessor
+from payments.settings import PaymentsSettings
 from servicekit.idempotency import fingerprint
-from servicekit.testing import wait_until
+from servicekit.testing import LiveServer, wait_until
 
 
 async def payment_row(db, payment_id: int):
@@ -279,6 +281,45 @@ async def test_an_unanswered_refund_keeps_its_money_reserved_and_its_retry_finis
     reference = f"refund-{refunds[0]['id']}"
     assert processor.calls == [("refund", reference), ("refund", reference)]
     assert retried.json()["payment"]["refunded_cents"] == 700
+
+
+async def test_a_capture_and_a_refund_nobody_retries_are_finished_by_the_service_itself(
+    controlled, controlled_api, db, service_database_urls
+):
+    api = controlled_api
+    to_capture = await api.authorized(1_200)
+    to_refund = await api.captured(1_500)
+    controlled.processor = RecordingProcessor(failing="capture", unreachable=1)
+    assert (await api.capture(to_capture["payment_id"])).json()["code"] == "processor_unavailable"
+    controlled.processor = RecordingProcessor(failing="refund", unreachable=1)
+    assert (await api.refund(to_refund["payment_id"], 500)).json()["code"] == "processor_unavailable"
+    refund_id = await db.fetchval(
+        "SELECT id FROM payments.refunds WHERE payment_id = $1 AND status = 'pending'",
+        to_refund["payment_id"],
+    )
+    processor = RecordingProcessor()
+    settings = PaymentsSettings(
+        database_url=service_database_urls["payments"], resume_interval_s=0.05, resume_after_s=0
+    )
+
+    with LiveServer(create_app(settings)) as server:
+        server.server.config.app.state.processor = processor
+        await wait_until(
+            lambda: db.fetchval(
+                """
+                SELECT (SELECT status FROM payments.payments WHERE id = $1) = 'captured'
+                   AND (SELECT status FROM payments.refunds WHERE id = $2) = 'succeeded'
+                """,
+                to_capture["payment_id"],
+                refund_id,
+            )
+        )
+
+    captured = await payment_row(db, to_capture["payment_id"])
+    assert (captured["captured_cents"], captured["pending_operation"]) == (1_200, None)
+    assert ("capture", f"payment-{to_capture['payment_id']}") in processor.calls
+    assert ("refund", f"refund-{refund_id}") in processor.calls
+    assert (await payment_row(db, to_refund["payment_id"]))["refunded_cents"] == 500
 
 
 # --- the database itself -------------------------------------------------------------------------------

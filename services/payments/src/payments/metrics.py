@@ -15,3 +15,10 @@ CAPTURES = Counter("lockstock_payment_captures", "Authorizations captured (each 
 VOIDS = Counter("lockstock_payment_voids", "Authorizations voided (released without taking money).")
 REFUNDS = Counter("lockstock_payment_refunds", "Refunds made by the processor.")
 REFUNDED_CENTS = Counter("lockstock_payment_refunded_cents", "Cents given back by refunds.")
+RESUMED = Counter(
+    "lockstock_payment_operations_resumed",
+    "Captures, voids and refunds whose request died, finished by the service's own periodic pass.",
+    ["operation"],
+)
+for _operation in ("capture", "void", "refund"):
+    RESUMED.labels(_operation)

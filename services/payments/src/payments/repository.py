@@ -217,3 +217,37 @@ async def complete_refund(conn: AsyncConnection, refund_id: int) -> bool:
         {"id": refund_id},
     )
     return done.first() is not None
+
+
+async def stale_pending_operations(
+    conn: AsyncConnection, older_than_s: float, limit: int
+) -> list[dict[str, Any]]:
+    """Captures and voids decided more than ``older_than_s`` ago and still not recorded as done."""
+    rows = await conn.execute(
+        text(
+            f"""
+            SELECT {PAYMENT_COLUMNS} FROM payments.payments
+             WHERE pending_operation IS NOT NULL AND updated_at < now() - make_interval(secs => :older)
+             ORDER BY updated_at LIMIT :limit
+            """
+        ),
+        {"older": older_than_s, "limit": limit},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def stale_pending_refunds(
+    conn: AsyncConnection, older_than_s: float, limit: int
+) -> list[dict[str, Any]]:
+    """Refunds reserved more than ``older_than_s`` ago and still not recorded as made."""
+    rows = await conn.execute(
+        text(
+            f"""
+            SELECT {REFUND_COLUMNS} FROM payments.refunds
+             WHERE status = 'pending' AND created_at < now() - make_interval(secs => :older)
+             ORDER BY created_at LIMIT :limit
+            """
+        ),
+        {"older": older_than_s, "limit": limit},
+    )
+    return [dict(row._mapping) for row in rows]

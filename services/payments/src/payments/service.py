@@ -1,10 +1,10 @@
-"""Payments use cases: authorize, capture, void, refund, get_payment, list_payments.
+"""Payments use cases: authorize, capture, void, refund, get_payment, list_payments, resume_stale.
 
 Each money movement is written down *before* the processor is asked (a pending payment, a pending capture
 or void, a pending refund), and the processor is asked outside any transaction with a reference that makes
-asking again safe. Whoever finds the marker next (the retry with the same key, or any request for the same
-payment) finishes the job with the same reference: a crash between the processor's answer and our UPDATE is
-resumed, never repeated.
+asking again safe. Whoever finds the marker next (the retry with the same key, any request for the same
+payment, or the periodic resume_stale) finishes the job with the same reference: a crash between the
+processor's answer and our UPDATE is resumed, never repeated.
 """
 
 from collections.abc import AsyncIterator
@@ -334,6 +334,48 @@ async def refund(
             await _finish_refund(conn, processor, refund)
         payment = await _existing(conn, payment_id)
         return RefundResult.model_validate({**refund, "payment": await _read(conn, payment)})
+
+
+# --- resuming what a dead request left ------------------------------------------------------------------
+
+# Rows looked at per pass: a backlog is worked off over several passes rather than in one long one.
+_RESUME_BATCH = 100
+
+
+async def resume_stale(engine: AsyncEngine, processor: PaymentProcessor, *, older_than_s: float) -> int:
+    """Finish captures, voids and refunds whose request died (or gave up on a silent processor) and was
+    never retried: the money was promised, so it must move. Safe next to a live request doing the same
+    thing, and in every replica at once: the processor reference is the same, and recording is a
+    conditional UPDATE. (A pending *authorization* cannot be resumed here: only its retry has the card.)
+    Returns how many were finished."""
+    finished = 0
+    async with _autocommit(engine) as conn:
+        for payment in await repository.stale_pending_operations(conn, older_than_s, _RESUME_BATCH):
+            try:
+                await _finish_operation(conn, processor, payment)
+            except ProcessorUnavailable:
+                continue  # still silent: the next pass tries again
+            metrics.RESUMED.labels(payment["pending_operation"]).inc()
+            log.warning(
+                "payment_operation_resumed",
+                payment_id=payment["payment_id"],
+                operation=payment["pending_operation"],
+            )
+            finished += 1
+        for refund in await repository.stale_pending_refunds(conn, older_than_s, _RESUME_BATCH):
+            try:
+                await _finish_refund(conn, processor, refund)
+            except ProcessorUnavailable:
+                continue
+            metrics.RESUMED.labels("refund").inc()
+            log.warning(
+                "payment_operation_resumed",
+                payment_id=refund["payment_id"],
+                refund_id=refund["refund_id"],
+                operation="refund",
+            )
+            finished += 1
+    return finished
 
 
 # --- reads -----------------------------------------------------------------------------------------------
