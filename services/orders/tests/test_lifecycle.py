@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 GOOD_CARD = "4242 4242 4242 4242"
@@ -210,7 +211,6 @@ async def test_a_payment_posted_straight_to_payments_never_pays_the_order(
     orders, db, new_order, payments_url, reconciler, invariants
 ):
     """The bug that started this: a 1-cent charge under another key made a $25.00 order PAID."""
-    import httpx
 
     order_id, product = await new_order(price_cents=2_500, qty=1)
     async with httpx.AsyncClient(base_url=payments_url) as client:
@@ -345,6 +345,32 @@ async def test_a_free_order_is_authorized_and_paid_without_a_payment(orders, db,
     await invariants(db, {product: 10})
 
 
+async def test_ten_concurrent_authorizations_make_one_payment(orders, db, new_order):
+    order_id, _ = await new_order()
+
+    responses = await asyncio.gather(*(orders.authorize(order_id) for _ in range(10)))
+
+    assert [r.status_code for r in responses] == [200] * 10, [r.text for r in responses]
+    assert {(r.json()["status"], r.json()["payment_id"]) for r in responses} == {
+        ("AUTHORIZED", responses[0].json()["payment_id"])
+    }
+    [payment] = await payments_of(db, order_id)
+    assert payment["id"] == responses[0].json()["payment_id"]
+
+
+async def test_concurrent_declined_authorizations_count_each_attempt_once(orders, db, new_order):
+    order_id, _ = await new_order()
+
+    responses = await asyncio.gather(*(orders.authorize(order_id, DECLINED_CARD) for _ in range(10)))
+
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json()["status"] for r in responses} == {"PAYMENT_FAILED"}
+    # Requests that read the order before the first decline was recorded share attempt 1 (and its one
+    # payment); one that read it afterwards is a new attempt. Either way: one payment per attempt.
+    final = await orders.get(order_id)
+    assert [p["status"] for p in await payments_of(db, order_id)] == ["declined"] * final["payment_attempts"]
+
+
 async def test_orders_are_listed_by_every_new_status(orders, new_order):
     order_id, _ = await new_order()
     await orders.authorize(order_id)
@@ -353,3 +379,85 @@ async def test_orders_are_listed_by_every_new_status(orders, new_order):
 
     assert order_id in [o["id"] for o in listed]
     assert all(o["status"] == "AUTHORIZED" for o in listed)
+
+
+def luhn_card(prefix: str = "4", length: int = 16) -> str:
+    """A random Luhn-valid card number, so the test can search for a number nobody else ever sent."""
+    import random
+
+    body = prefix + "".join(random.choice("0123456789") for _ in range(length - len(prefix) - 1))
+    for check in "0123456789":
+        digits = [int(d) for d in reversed(body + check)]
+        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+@pytest.fixture(scope="module")
+def orders_without_payments(service_database_urls):
+    """An orders app whose payments is gone. Module-scoped on purpose: an app made inside a capfd test would
+    bind the process-wide log stream to capfd's file, which closes when that test ends."""
+    from orders.app import create_app
+    from orders.settings import OrdersSettings
+    from servicekit.embedded import free_port
+    from servicekit.testing import LiveServer
+
+    settings = OrdersSettings(
+        database_url=service_database_urls["orders"],
+        payments_url=f"http://127.0.0.1:{free_port()}",
+        payments_retry_attempts=2,
+        payments_retry_wait_initial_s=0.01,
+    )
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+async def test_no_full_card_number_reaches_any_table_or_log_line(
+    orders, db, new_order, orders_without_payments, capfd
+):
+    card = luhn_card()
+    spaced = " ".join(card[i : i + 4] for i in range(0, 16, 4))
+    bad = card[:-1] + str((int(card[-1]) + 1) % 10)  # fails Luhn
+    authorized_id, _ = await new_order()
+    invalid_id, _ = await new_order()
+    down_id, _ = await new_order()
+
+    assert (await orders.authorize(authorized_id, spaced)).json()["status"] == "AUTHORIZED"
+    assert (await orders.authorize(invalid_id, bad)).status_code == 422
+    assert (await orders.capture(authorized_id)).status_code == 200
+    async with httpx.AsyncClient(base_url=orders_without_payments) as client:
+        down = await client.post(f"/orders/{down_id}/authorize", json={"card_number": card})
+    assert down.status_code == 503
+
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err
+    # Positive controls: the log holds these requests, and the tables hold the last four digits.
+    assert f'"order_id": {authorized_id}' in logs
+    assert "order_authorization_recorded" in logs
+    for number in (card, spaced, bad, card[:12]):
+        assert number not in logs
+        assert number.replace(" ", "") not in logs.replace(" ", "").replace("-", "")
+    tables = await db.fetch(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_schema IN ('orders', 'payments') AND table_type = 'BASE TABLE'"
+    )
+    assert {"orders.orders", "orders.refunds", "payments.payments"} <= {
+        f"{t['table_schema']}.{t['table_name']}" for t in tables
+    }
+
+    async def rows_holding(text: str) -> int:
+        found = 0
+        for table in tables:
+            name = f'"{table["table_schema"]}"."{table["table_name"]}"'
+            row_text = "replace(CAST(t AS text), ' ', '')"
+            if table["table_name"] == "idempotency_keys":  # stored responses are bytea: read them as text
+                row_text += " || COALESCE(convert_from(t.response_body, 'UTF8'), '')"
+            found += await db.fetchval(
+                f"SELECT count(*) FROM {name} AS t WHERE {row_text} LIKE $1", f"%{text}%"
+            )
+        return found
+
+    assert await rows_holding(f"{card[-4:]}") >= 2  # orders.orders.card_last4 and payments.payments
+    for number in (card, bad, card[:12]):
+        assert await rows_holding(number) == 0, number

@@ -221,15 +221,15 @@ async def authorize_payment(
         )
     except PaymentsRefusal as refusal:
         metrics.AUTHORIZATIONS.labels("refused").inc()
-        if refusal.code == "invalid_card" or refusal.status == 422:
-            raise InvalidCard(
-                "The card number must be 12 to 19 digits (spaces or dashes allowed) and pass the Luhn check."
-            ) from None
         if refusal.code == "idempotency_key_reused":
             raise AuthorizationInProgress(
                 f"An earlier authorization of order {order_id} with another card is still being settled; "
                 "retry with that card, or shortly with this one.",
                 headers={"Retry-After": "10"},
+            ) from None
+        if refusal.code in ("invalid_card", "validation_error"):
+            raise InvalidCard(
+                "The card number must be 12 to 19 digits (spaces or dashes allowed) and pass the Luhn check."
             ) from None
         raise PaymentsRejected(f"Payments refused the authorization ({refusal.code}).") from None
     if payment.order_id != order_id or payment.amount_cents != claim.total_cents:
