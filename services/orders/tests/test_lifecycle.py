@@ -461,3 +461,22 @@ async def test_no_full_card_number_reaches_any_table_or_log_line(
     assert await rows_holding(f"{card[-4:]}") >= 2  # orders.orders.card_last4 and payments.payments
     for number in (card, bad, card[:12]):
         assert await rows_holding(number) == 0, number
+
+
+async def test_a_lapsed_authorization_cannot_be_captured_and_a_cancel_releases_it(
+    orders, db, new_order, invariants
+):
+    order_id, product = await new_order()
+    authorized = (await orders.authorize(order_id)).json()
+    await db.execute(
+        "UPDATE payments.payments SET authorization_expires_at = now() - interval '1 second' WHERE id = $1",
+        authorized["payment_id"],
+    )
+
+    capture = await orders.capture(order_id)
+
+    assert (capture.status_code, capture.json()["code"]) == (409, "authorization_expired")
+    assert (await orders.get(order_id))["status"] == "AUTHORIZED"
+    assert (await orders.cancel(order_id)).json()["status"] == "CANCELLED"
+    assert [p["status"] for p in await payments_of(db, order_id)] == ["voided"]
+    await invariants(db, {product: 10})

@@ -52,7 +52,8 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
                     app.state.engine,
                     app.state.payments,
                     settings.reconcile_interval_s,
-                    lease_s=settings.payments_budget_s,
+                    # settling one order takes a few calls (list, void or refund, list again)
+                    lease_s=3 * settings.payments_budget_s,
                 )
             ),
         ]
