@@ -227,8 +227,16 @@ def test_a_shopper_buys_two_products_with_a_good_card_and_the_list_shows_less_st
         screenshot(phone_page, "phone-list")
         add_to_cart(phone_page, web_url, kettle, 1)
         screenshot(phone_page, "phone-cart")
-        # Nothing is wider than the screen.
+        # Nothing is wider than the screen, the checkout form and a declined card's page included.
         assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone_page.get_by_role("link", name="Check out").click()
+        fill_checkout(phone_page, DECLINED_CARD)
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone_page.get_by_role("button", name="Place order").click()
+        phone_page.wait_for_url(ORDER_PAGE)
+        assert phone_page.get_by_role("heading", name="Your card was declined").is_visible()
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        screenshot(phone_page, "phone-declined")
     finally:
         phone.close()
 
@@ -337,7 +345,7 @@ def test_a_declined_card_keeps_the_reservation_and_another_card_pays(
     page.wait_for_url(ORDER_PAGE)
     assert page.get_by_role("heading", name="Your card was declined").is_visible()
     alert = page.get_by_role("alert").inner_text()
-    assert "Your card was declined. Please try another card." in alert
+    assert "The card's bank declined the payment. Please try another card." in alert
     assert "Nothing has been charged" in alert
     assert re.search(
         r"reserved for 1[45] minutes( \d+ seconds?)? more \(until \d\d:\d\d:\d\d UTC\)", alert
@@ -358,7 +366,7 @@ def test_a_declined_card_keeps_the_reservation_and_another_card_pays(
     page.get_by_label("Card number").fill(NO_FUNDS_CARD)
     page.get_by_role("button", name="Authorize $130.00").click()
     page.wait_for_load_state()
-    assert "declined for insufficient funds" in page.get_by_role("alert").inner_text()
+    assert "declined the payment for insufficient funds" in page.get_by_role("alert").inner_text()
 
     page.get_by_label("Card number").fill(GOOD_CARD)
     page.get_by_role("button", name="Authorize $130.00").click()

@@ -30,8 +30,10 @@ TEST_CARDS = (
 
 # What the shopper is told when the processor declines (the order's payment_failure_code).
 DECLINE_MESSAGES = {
-    "card_declined": "Your card was declined. Please try another card.",
-    "insufficient_funds": "Your card was declined for insufficient funds. Please try another card.",
+    "card_declined": "The card's bank declined the payment. Please try another card.",
+    "insufficient_funds": (
+        "The card's bank declined the payment for insufficient funds. Please try another card."
+    ),
 }
 
 # Each order status as the shopper reads it.
