@@ -480,3 +480,22 @@ async def test_a_lapsed_authorization_cannot_be_captured_and_a_cancel_releases_i
     assert (await orders.cancel(order_id)).json()["status"] == "CANCELLED"
     assert [p["status"] for p in await payments_of(db, order_id)] == ["voided"]
     await invariants(db, {product: 10})
+
+
+async def test_the_invariant_check_sees_money_and_stock_that_do_not_add_up(orders, db, new_order, invariants):
+    """A positive control for assert_money_and_stock_invariants, which every lifecycle test ends with."""
+    order_id, product = await new_order()
+    await orders.authorize(order_id)
+    await orders.capture(order_id)
+    await invariants(db, {product: 10})
+
+    await db.execute("UPDATE orders.orders SET status = 'CANCELLED' WHERE id = $1", order_id)  # no refund
+    with pytest.raises(AssertionError, match="invariant 2"):
+        await invariants(db, {product: 10})
+    await db.execute("UPDATE orders.orders SET status = 'PAID', refunded_cents = 1 WHERE id = $1", order_id)
+    with pytest.raises(AssertionError, match="invariant 1"):
+        await invariants(db, {product: 10})
+    await db.execute("UPDATE orders.orders SET refunded_cents = 0 WHERE id = $1", order_id)
+    await db.execute("UPDATE inventory.products SET stock_qty = stock_qty + 1 WHERE id = $1", product)
+    with pytest.raises(AssertionError, match="invariant 3"):
+        await invariants(db, {product: 10})
