@@ -197,23 +197,27 @@ async def test_any_starlette_app_gets_the_metrics_with_one_call(mounted_app):
     assert value(after, "lockstock_http_requests_in_flight", method="GET") == 1
 
 
-async def test_captures_are_counted_by_outcome(orders_url, make_product):
-    paid_mug = await make_product(stock=5, price_cents=1_000)
-    declined_mug = await make_product(
-        stock=5, price_cents=1_002
-    )  # the simulator declines amounts ending in 02
+async def test_authorizations_and_captures_are_counted_by_outcome(orders_url, make_product):
+    mug = await make_product(stock=5, price_cents=1_000)
     async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
         before = await scrape(client)
-        outcomes = []
-        for product_id in (paid_mug, declined_mug):
-            placed = await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]})
-            captured = await client.post(f"/orders/{placed.json()['orderId']}/capture")
-            outcomes.append(captured.json()["status"])
+        statuses = []
+        for card in (
+            "4000 0000 0000 0002",
+            "4242 4242 4242 4242",
+        ):  # the simulator's declining test card, then a good one
+            placed = await client.post("/orders", json={"items": [{"productId": mug, "qty": 1}]})
+            order_id = placed.json()["orderId"]
+            authorized = await client.post(f"/orders/{order_id}/authorize", json={"card_number": card})
+            statuses.append(authorized.json()["status"])
+        captured = await client.post(f"/orders/{order_id}/capture")
+        statuses.append(captured.json()["status"])
         after = await scrape(client)
 
-    assert outcomes == ["PAID", "PAYMENT_FAILED"]
+    assert statuses == ["PAYMENT_FAILED", "AUTHORIZED", "PAID"]
+    assert delta(before, after, "lockstock_order_authorizations_total", outcome="card_declined") == 1
+    assert delta(before, after, "lockstock_order_authorizations_total", outcome="authorized") == 1
     assert delta(before, after, "lockstock_order_captures_total", outcome="paid") == 1
-    assert delta(before, after, "lockstock_order_captures_total", outcome="card_declined") == 1
 
 
 async def test_stock_changes_are_counted_by_kind_and_refusals_apart(inventory_url, make_product):
