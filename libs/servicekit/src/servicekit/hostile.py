@@ -10,9 +10,11 @@ Retry-After; never a 500; nothing written. (Imported by tests only: the runtime 
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote_from_bytes
 
+import httpx
 from hypothesis import strategies as st
 
 HUGE_DIGITS = 4_301  # one over Python's int-from-string limit (sys.get_int_max_str_digits)
@@ -222,3 +224,47 @@ def hostile_forms(
         st.sampled_from([_urlencoded(base), b"--x\r\n\r\n", b"\xff\xfe\x00", b"{}"]),
     )
     return st.one_of(urlencoded, urlencoded, whole)
+
+
+def assert_refused_well(response: httpx.Response) -> None:
+    """The contract for a hostile request: never a 5xx but a 503 with Retry-After; every refusal is
+    problem+json with a machine ``code``."""
+    if response.status_code == 503:
+        assert response.headers.get("retry-after"), response.text[:300]
+    else:
+        assert response.status_code < 500, response.text[:300]
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+        assert response.json()["code"], response.text[:300]
+
+
+def fuzz_hostile_json(
+    base_url: str,
+    method: str,
+    path: str,
+    valid: Any,
+    *,
+    snapshot: Callable[[], object],
+    headers: Callable[[], dict[str, str]] = dict,
+    max_examples: int = 80,
+) -> None:
+    """Send ``hostile_json_requests(valid)`` to ``method path`` over real HTTP. Each answer keeps
+    :func:`assert_refused_well`, and a refusal leaves ``snapshot()`` (e.g. row counts) unchanged; a body that
+    turns out valid after all may be accepted. ``headers()`` adds headers per request (a fresh
+    Idempotency-Key)."""
+    from hypothesis import HealthCheck, given, settings
+
+    @given(request=hostile_json_requests(valid))
+    @settings(
+        max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    def run(request: tuple[str | None, bytes]) -> None:
+        content_type, body = request
+        sent = headers() | ({"content-type": content_type} if content_type else {})
+        before = snapshot()
+        response = httpx.request(method, f"{base_url}{path}", content=body, headers=sent, timeout=30)
+        assert_refused_well(response)
+        if not response.is_success:
+            assert snapshot() == before, (response.status_code, response.text[:300])
+
+    run()
