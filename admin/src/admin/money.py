@@ -8,6 +8,8 @@ from decimal import Decimal, InvalidOperation
 MAX_PRICE_CENTS = 100_000_000_00
 MAX_STOCK = 1_000_000_000
 MAX_NAME_LENGTH = 200
+_MAX_PRICE = Decimal(MAX_PRICE_CENTS).scaleb(-2)
+_CENT = Decimal("0.01")
 # ASCII digits only (str.isdigit and int() also accept "¹", "١" and "1_000"); long enough for any limit here.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,24}")
 
@@ -39,12 +41,14 @@ def parse_price(raw: str) -> int:
         raise FieldError("Enter a price like 12.50.")
     if amount < 0:
         raise FieldError("The price cannot be negative.")
-    cents = amount * 100
-    if cents != cents.to_integral_value():
-        raise FieldError("Use at most two decimal places.")
-    if cents > MAX_PRICE_CENTS:
+    # Compared before any arithmetic: "1e999999" is a finite Decimal, and multiplying it by 100 overflows
+    # the context (decimal.Overflow); "1e-999999999" times 100 underflows to 0. Comparisons and quantize
+    # within the cap are exact.
+    if amount > _MAX_PRICE:
         raise FieldError(f"The price can be at most {format_cents(MAX_PRICE_CENTS)}.")
-    return int(cents)
+    if amount != amount.quantize(_CENT):
+        raise FieldError("Use at most two decimal places.")
+    return int(amount.quantize(_CENT).scaleb(2))
 
 
 def parse_int(raw: str, *, minimum: int, maximum: int, what: str = "a whole number") -> int:
