@@ -99,8 +99,9 @@ async def _send_internal_error(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when a streamed body crosses the limit; middleware between BodySizeLimit and
+    the app that catches exceptions must let it through."""
 
 
 def _problem_too_large(scope: Scope, max_bytes: int) -> Response:
@@ -153,7 +154,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -163,7 +164,7 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._refuse(scope, receive, send)
 

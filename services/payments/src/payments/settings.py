@@ -1,15 +1,13 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import DatabaseSettings
+from servicekit.settings import IdempotencySettings
 
 
-class PaymentsSettings(DatabaseSettings):
+class PaymentsSettings(IdempotencySettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
 
     service_name: str = "payments"
-    idempotency_ttl_hours: float = Field(default=24, gt=0)
-    idempotency_prune_interval_s: float = Field(default=600, gt=0)
     # The simulated card processor (see payments.processor): share of charges that succeed, and how long
     # each charge takes. Test amounts decline deterministically whatever the success rate.
     processor_success_rate: float = Field(default=1.0, ge=0, le=1)
