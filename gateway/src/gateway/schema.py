@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 import structlog
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -19,13 +19,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.str_converters import to_camel_case
 
-from gateway.errors import GatewayError, TopLevelCode
+from gateway.errors import GatewayError, ServiceUnavailable, TopLevelCode
 from gateway.metrics import GRAPHQL_OPERATIONS
 from gateway.mutations import Mutation
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
-from servicekit.errors import current_request_id
+from servicekit.errors import current_request_id, retryable_database_failure
 
 log = structlog.get_logger()
 
@@ -42,6 +42,13 @@ def shape_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
         return error
+    if original is not None and retryable_database_failure(original) is not None:
+        # The gateway's own database (accounts) is down, restarting or busy: retryable, like an upstream 503.
+        log.warning("database_unavailable", path=error.path, error=type(original).__name__)
+        unavailable = ServiceUnavailable("The sign-in database is temporarily unavailable.")
+        return GraphQLError(
+            str(unavailable), nodes=error.nodes, path=error.path, extensions=unavailable.extensions
+        )
     if error.path is None and (
         original is None or isinstance(original, (GraphQLError, ValueError, TypeError))
     ):
@@ -89,6 +96,22 @@ class ShapeErrors(SchemaExtension):
             result.errors = [shape_error(error) for error in result.errors]  # type: ignore[union-attr]
 
 
+def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """Strawberry's depth rule measures the document as it is built and raises KeyError on a spread of a
+    fragment the document does not define (``{ ...Nope }``): a masked error with a stack trace in the log.
+    Such a document measures nothing here; graphql-core's own KnownFragmentNamesRule refuses it with a
+    message that names the fragment ("Unknown fragment 'Nope'.")."""
+
+    class TolerantRule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:
+                ASTValidationRule.__init__(self, context)
+
+    return TolerantRule
+
+
 class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Strawberry would log every error's message, and the message of a variable that does not coerce
@@ -101,7 +124,10 @@ def build_schema(settings: GatewaySettings) -> strawberry.Schema:
     # the limiter extensions would build a new rule class for every operation, and the validation cache,
     # keyed by (document, rules), would then never hit.
     rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *(
+            _tolerate_unknown_fragments(rule)
+            for rule in QueryDepthLimiter(settings.max_query_depth).validation_rules
+        ),
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     if not settings.introspection:
