@@ -5,7 +5,15 @@ from typing import Any
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    Node,
+    Visitor,
+    visit,
+)
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
@@ -96,17 +104,60 @@ class ShapeErrors(SchemaExtension):
             result.errors = [shape_error(error) for error in result.errors]  # type: ignore[union-attr]
 
 
+class _SpreadNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_fragment_spread(self, node: FragmentSpreadNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def _spread_names(node: Node) -> set[str]:
+    visitor = _SpreadNames()
+    visit(node, visitor)
+    return visitor.names
+
+
+def _fragments_are_measurable(document: DocumentNode) -> bool:
+    """True when every fragment spread names a fragment the document defines and no fragment spreads itself,
+    directly or through others. Strawberry's depth rule follows spreads recursively as the document is built:
+    an undefined one raises KeyError, and a cycle recurses until RecursionError (whose traceback, logged by
+    the server, crashed CPython 3.11 once). graphql-core's own KnownFragmentNamesRule and NoFragmentCyclesRule
+    refuse such documents with a message a person can act on."""
+    spreads = {
+        definition.name.value: _spread_names(definition)
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    used = _spread_names(document)
+    if not used <= spreads.keys():
+        return False
+    done: set[str] = set()
+
+    def acyclic(name: str, path: set[str]) -> bool:  # fragments are few and small: a plain DFS
+        if name in path:
+            return False
+        if name in done:
+            return True
+        if not all(acyclic(child, path | {name}) for child in spreads[name]):
+            return False
+        done.add(name)
+        return True
+
+    return all(acyclic(name, set()) for name in spreads)
+
+
 def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    """Strawberry's depth rule measures the document as it is built and raises KeyError on a spread of a
-    fragment the document does not define (``{ ...Nope }``): a masked error with a stack trace in the log.
-    Such a document measures nothing here; graphql-core's own KnownFragmentNamesRule refuses it with a
-    message that names the fragment ("Unknown fragment 'Nope'.")."""
+    """The depth rule, measuring only documents whose fragments it can follow (see
+    _fragments_are_measurable); graphql-core's rules refuse the others ("Unknown fragment 'Nope'.",
+    "Cannot spread fragment 'A' within itself via 'B'.")."""
 
     class TolerantRule(rule):  # type: ignore[valid-type,misc]
         def __init__(self, context: ValidationContext) -> None:
-            try:
+            if _fragments_are_measurable(context.document):
                 super().__init__(context)
-            except KeyError:
+            else:
                 ASTValidationRule.__init__(self, context)
 
     return TolerantRule
