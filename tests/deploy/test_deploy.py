@@ -142,7 +142,11 @@ def test_each_service_connects_as_its_own_role_and_reaches_its_upstreams_by_name
         assert url.scheme == "postgresql+asyncpg"
         assert url.username == SERVICE_ROLES[service]
         assert url.password == example[f"{service.upper()}_DB_PASSWORD"]
-        assert (url.hostname, url.port, url.path) == ("postgres", 5432, "/lockstock")
+        # Through pgbouncer in transaction mode, with the setting that makes that safe (ADR 0005).
+        assert (url.hostname, url.port, url.path) == ("pgbouncer", 6432, "/lockstock")
+        assert services[service]["environment"][f"{service.upper()}_DB_POOLER"] == "transaction"
+        assert services["pgbouncer"]["environment"][f"{service.upper()}_DB_PASSWORD"]
+    assert services["migrate"]["environment"]["DATABASE_URL"].endswith("@postgres:5432/lockstock")
     gateway = services["gateway"]["environment"]
     assert gateway["GATEWAY_INVENTORY_URL"] == "http://inventory:8001"
     assert gateway["GATEWAY_ORDERS_URL"] == "http://orders:8002"
