@@ -189,3 +189,35 @@ async def test_orders_through_two_orders_processes_and_two_gateways_never_overse
     after = haproxy_servers(replica_run["stats_port"])
     for server in ("orders-1", "orders-2", "gateway-1", "gateway-2"):
         assert int(after[server]["stot"]) > before[server], f"{server} took no part"
+
+
+def test_task_up_runs_the_replica_procfile_with_a_shared_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if not (os.path.exists(replicas.HAPROXY) and os.path.exists(REDIS_SERVER)):
+        pytest.skip("needs haproxy and redis-server")
+    from lockstock_db import cli
+
+    monkeypatch.setattr(cli, "DATA_DIR", tmp_path)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("LOCKSTOCK_REPLICAS", "2")
+    env: dict[str, str] = {}
+    with cli.replica_run(env) as procfile:
+        assert procfile == tmp_path / "Procfile.replicas"
+        assert "gateway-2:" in procfile.read_text()
+        assert "frontend gateway" in (tmp_path / "haproxy.cfg").read_text()
+        redis_url = env["GATEWAY_RATE_LIMIT_STORAGE_URI"]
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        assert port != 6379
+        assert port_free(port) is False  # the Redis is up while the apps run
+
+    assert port_free(port) is True  # and gone with them
+    monkeypatch.setenv("LOCKSTOCK_REPLICAS", "1")
+    with cli.replica_run({}) as plain:
+        assert plain == Path("Procfile")
+
+
+def port_free(port: int) -> bool:
+    from servicekit.embedded import port_is_open
+
+    return not port_is_open(port)
