@@ -288,6 +288,9 @@ def test_ci_workflow_lints_tests_and_pushes_one_image_per_app_from_main():
     assert "uv run task test" in steps["test"]
     assert "apt-get install" in steps["test"]
     assert "chromium" in steps["test"]
+    for package in ("pgbouncer", "haproxy", "redis-server"):  # tests/pooler, tests/replicas, shared limits
+        assert package in steps["test"]
+        assert package in (ROOT / ".ci/run").read_text()
     for name in ("lint", "test"):
         setup_uv = next(s for s in jobs[name]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv"))
         assert setup_uv["with"]["enable-cache"] is True
