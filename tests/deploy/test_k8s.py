@@ -297,6 +297,15 @@ def test_network_policies_mirror_the_trust_model(rendered: list[dict[str, Any]])
         if any(port["port"] == 5432 for rule in policy["spec"].get("egress", []) for port in rule["ports"])
     }
     assert to_postgres == {"pgbouncer", "migrate"}
+    config = of_kind(rendered, "ConfigMap")["lockstock-config"]["data"]
+    if config["rate-limit-storage-uri"].startswith("redis"):  # shared limits: the gateway may reach Redis
+        assert any(
+            port["port"] == 6379
+            for policy in policies.values()
+            if policy["spec"]["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "gateway"}
+            for rule in policy["spec"].get("egress", [])
+            for port in rule["ports"]
+        )
 
 
 def test_apps_reach_postgres_through_pgbouncer_and_wait_for_the_migrations(
