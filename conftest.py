@@ -77,6 +77,7 @@ def gateway_settings(
         payments_url=payments_url,
         jwt_secret=secrets.token_urlsafe(32),
         rate_limit_place_order="100000/minute",
+        rate_limit_authorize_payment="100000/minute",
         rate_limit_login="100000/minute",
         login_failures_per_username="100000/minute",
         login_failures_per_client="100000/minute",

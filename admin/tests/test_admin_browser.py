@@ -66,6 +66,75 @@ def place_order(orders_url: str, product_id: int, qty: int) -> dict[str, Any]:
     return order
 
 
+CUSTOMER = {
+    "email": "margaret@example.com",
+    "name": "Margaret Hamilton",
+    "address": {
+        "line1": "1 Apollo Way",
+        "line2": "Suite 11",
+        "city": "Cambridge",
+        "postalCode": "02139",
+        "country": "US",
+    },
+}
+
+
+def graphql(gateway_url: str, query: str, token: str | None = None, **variables: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"{gateway_url}/graphql", json={"query": query, "variables": variables}, headers=headers, timeout=30
+    )
+    body: dict[str, Any] = response.json()
+    assert not body.get("errors"), body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def checkout(gateway_url: str, product_id: int, qty: int, card: str = "4242 4242 4242 4242") -> str:
+    """An order placed and paid for as the web shop does it (placeOrder, then authorizePayment); its id."""
+    placed = graphql(
+        gateway_url,
+        "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
+        "{ order { id } accessToken errors { code message } } }",
+        input={
+            "items": [{"productId": str(product_id), "qty": qty}],
+            "idempotencyKey": uuid.uuid4().hex,
+            "customer": CUSTOMER,
+        },
+    )["placeOrder"]
+    assert placed["order"], placed["errors"]
+    order_id: str = placed["order"]["id"]
+    graphql(
+        gateway_url,
+        "mutation($input: AuthorizePaymentInput!) { authorizePayment(input: $input) "
+        "{ order { status } errors { code } } }",
+        input={"orderId": order_id, "accessToken": placed["accessToken"], "cardNumber": card},
+    )
+    return order_id
+
+
+def capture(gateway_url: str, admin_token: str, order_id: str) -> None:
+    captured = graphql(
+        gateway_url,
+        "mutation($id: ID!) { capturePayment(orderId: $id) { order { status } errors { code message } } }",
+        admin_token,
+        id=order_id,
+    )["capturePayment"]
+    assert captured["order"]["status"] == "PAID", captured
+
+
+def get_order(orders_url: str, order_id: str | int) -> dict[str, Any]:
+    response = httpx.get(f"{orders_url}/orders/{order_id}")
+    assert response.status_code == 200, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def timeline(page: Any) -> list[str]:
+    texts: list[str] = page.locator("#timeline .what").all_inner_texts()
+    return texts
+
+
 def get_product(inventory_url: str, product_id: int) -> dict[str, Any]:
     response = httpx.get(f"{inventory_url}/products/{product_id}")
     assert response.status_code == 200, response.text
@@ -177,65 +246,191 @@ def test_an_admin_creates_a_product_and_it_appears_in_the_web_shop(
     assert "14.99" in shop.content()
 
 
-def test_an_admin_captures_a_payment_and_the_order_shows_paid(
-    page: Any, admin_ui_url: str, admin_credentials: tuple[str, str], inventory_url: str, orders_url: str
+def test_an_admin_captures_an_authorized_order_and_it_shows_paid(
+    page: Any,
+    admin_ui_url: str,
+    admin_credentials: tuple[str, str],
+    inventory_url: str,
+    orders_url: str,
+    gateway_url: str,
 ) -> None:
     product_id = create_product(inventory_url, name=unique("Ceramic mug"), price_cents=1250, stock=10)
-    order = place_order(orders_url, product_id, 2)
-    order_id = order["orderId"]
+    order_id = checkout(gateway_url, product_id, 2)
     sign_in(page, admin_ui_url, admin_credentials)
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Orders").click()
-    page.get_by_label("Status").select_option("PENDING")
+    options = page.get_by_label("Status").locator("option").all_inner_texts()
+    assert options == [
+        "All",
+        "Pending",
+        "Payment failed",
+        "Authorized",
+        "Paid",
+        "Refunded",
+        "Cancelled",
+        "Expired",
+    ]
+    page.get_by_label("Status").select_option("AUTHORIZED")
     page.get_by_role("button", name="Filter").click()
-    assert "status=PENDING" in page.url
+    assert "status=AUTHORIZED" in page.url
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"#{order_id}", exact=True))
+    assert "margaret@example.com" in row.inner_text()
+    assert "Authorized" in row.inner_text()
     page.get_by_role("link", name=f"#{order_id}", exact=True).click()
     assert page.locator("#order-total").inner_text() == "25.00"
-    assert page.locator("#order-status").inner_text() == "Pending"
+    assert page.locator("#order-status").inner_text() == "Authorized"
+    assert page.locator("#customer-email").inner_text() == "margaret@example.com"
+    assert "1 Apollo Way" in page.locator("#customer-address").inner_text()
+    assert timeline(page) == ["Order placed 25.00", "Authorized 25.00"]
+    assert "Visa ending 4242" in page.locator("#timeline").inner_text()
+    assert page.get_by_role("button", name="Cancel order and void the authorization").is_visible()
+    assert page.get_by_role("button", name="Refund").count() == 0
+    screenshot(page, "order-authorized")
 
     page.get_by_role("button", name="Capture payment").click()
-    assert page.get_by_role("status").inner_text() == "Payment captured: the order is paid."
+    assert page.get_by_role("status").inner_text() == "Payment captured: 25.00 charged, the order is paid."
     assert page.locator("#order-status").inner_text() == "Paid"
-    assert re.fullmatch(r"#\d+", page.locator("#charge-id").inner_text())
+    assert page.locator("#captured").inner_text() == "25.00"
+    assert timeline(page) == ["Order placed 25.00", "Authorized 25.00", "Captured 25.00"]
     assert page.get_by_role("button", name="Capture payment").count() == 0
+    assert page.get_by_label("Amount to refund").input_value() == "25.00"
+    assert page.get_by_role("button", name="Cancel order and refund 25.00").is_visible()
     screenshot(page, "order-paid")
 
-    paid = httpx.get(f"{orders_url}/orders/{order_id}").json()
-    assert (paid["status"], paid["charge_id"] is not None) == ("PAID", True)
+    paid = get_order(orders_url, order_id)
+    assert (paid["status"], paid["captured_cents"], paid["payment_id"] is not None) == ("PAID", 2500, True)
 
     page.goto(f"{admin_ui_url}/orders?status=PAID")
     assert page.get_by_role("link", name=f"#{order_id}", exact=True).is_visible()
-    page.goto(f"{admin_ui_url}/orders?status=CANCELLED")
+    page.goto(f"{admin_ui_url}/orders?status=AUTHORIZED")
     assert page.get_by_role("link", name=f"#{order_id}", exact=True).count() == 0
 
 
-def test_a_declined_test_amount_shows_the_decline_reason(
-    page: Any, admin_ui_url: str, admin_credentials: tuple[str, str], inventory_url: str, orders_url: str
+def test_an_admin_refunds_part_of_a_paid_order_once_with_a_reason(
+    page: Any,
+    admin_ui_url: str,
+    admin_credentials: tuple[str, str],
+    admin_token: str,
+    inventory_url: str,
+    orders_url: str,
+    gateway_url: str,
 ) -> None:
-    # The payments simulator declines amounts ending in 02 cents with card_declined.
+    product_id = create_product(inventory_url, name=unique("Enamel jug"), price_cents=2500, stock=5)
+    order_id = checkout(gateway_url, product_id, 1)
+    capture(gateway_url, admin_token, order_id)
+    sign_in(page, admin_ui_url, admin_credentials)
+    page.goto(f"{admin_ui_url}/orders/{order_id}")
+
+    # Too much, and no reason: both refused next to their fields, nothing refunded.
+    page.get_by_label("Amount to refund").fill("100")
+    page.get_by_label("Reason").fill("")
+    page.get_by_role("button", name="Refund", exact=True).click()
+    assert page.locator("#amount-error").inner_text() == "The amount can be at most 25.00."
+    assert page.locator("#reason-error").inner_text() == "Say why (the customer may ask)."
+    page.get_by_label("Amount to refund").fill("0")
+    page.get_by_role("button", name="Refund", exact=True).click()
+    assert page.locator("#amount-error").inner_text() == "Refund at least 0.01."
+    assert get_order(orders_url, order_id)["refunded_cents"] == 0
+
+    page.get_by_label("Amount to refund").fill("7.50")
+    page.get_by_label("Reason").fill("Dented lid")
+    form = {
+        name: page.locator(f'form[action$="/refund"] input[name="{name}"]').input_value()
+        for name in ("csrf_token", "idempotency_key", "amount", "reason")
+    }
+    page.get_by_role("button", name="Refund", exact=True).click()
+    assert page.get_by_role("status").inner_text() == "Refunded 7.50 (Dented lid)."
+    assert page.locator("#order-status").inner_text() == "Paid"
+    assert page.locator("#refunded").inner_text() == "7.50"
+    assert timeline(page)[-1] == "Refunded 7.50"
+    assert "Dented lid" in page.locator("#timeline .event-refunded").inner_text()
+    assert page.get_by_label("Amount to refund").input_value() == "17.50"  # the default is the remainder
+    assert page.get_by_role("button", name="Cancel order and refund 17.50").is_visible()
+    screenshot(page, "order-refunded")
+
+    # The same form again (a double click, the back button) refunds nothing more: one key per form.
+    again = page.request.post(f"{admin_ui_url}/orders/{order_id}/refund", form=form, max_redirects=0)
+    assert again.status == 303
+    order = get_order(orders_url, order_id)
+    assert (order["status"], order["refunded_cents"], len(order["refunds"])) == ("PAID", 750, 1)
+    assert order["refunds"][0]["reason"] == "Dented lid"
+    assert get_product(inventory_url, product_id)["stock_qty"] == 4  # refunds do not restock
+
+
+def test_cancelling_a_paid_order_refunds_it_in_full_and_restocks(
+    page: Any,
+    admin_ui_url: str,
+    admin_credentials: tuple[str, str],
+    admin_token: str,
+    inventory_url: str,
+    orders_url: str,
+    gateway_url: str,
+) -> None:
+    product_id = create_product(inventory_url, name=unique("Brass kettle"), price_cents=4000, stock=3)
+    order_id = checkout(gateway_url, product_id, 2)
+    capture(gateway_url, admin_token, order_id)
+    assert get_product(inventory_url, product_id)["stock_qty"] == 1
+    sign_in(page, admin_ui_url, admin_credentials)
+    page.goto(f"{admin_ui_url}/orders/{order_id}")
+    assert "Refunds the 80.00 still captured" in page.locator("#cancel-effect").inner_text()
+
+    page.get_by_role("button", name="Cancel order and refund 80.00").click()
+    assert (
+        page.get_by_role("status").inner_text()
+        == "The order is cancelled: 80.00 refunded to the card; its stock is back."
+    )
+    assert page.locator("#order-status").inner_text() == "Cancelled"
+    assert page.locator("#refunded").inner_text() == "80.00"
+    events = timeline(page)
+    assert events[:3] == ["Order placed 80.00", "Authorized 80.00", "Captured 80.00"]
+    assert "Refunded 80.00" in events
+    assert "Order cancelled" in events
+    assert page.get_by_role("button", name=re.compile("Cancel order")).count() == 0
+    assert page.get_by_role("button", name="Refund").count() == 0
+    screenshot(page, "order-cancelled-refunded")
+
+    order = get_order(orders_url, order_id)
+    assert (order["status"], order["captured_cents"], order["refunded_cents"]) == ("CANCELLED", 8000, 8000)
+    assert get_product(inventory_url, product_id)["stock_qty"] == 3
+
+
+def test_a_declined_card_shows_the_decline_reason_and_cancel_just_restocks(
+    page: Any,
+    admin_ui_url: str,
+    admin_credentials: tuple[str, str],
+    inventory_url: str,
+    orders_url: str,
+    gateway_url: str,
+) -> None:
     product_id = create_product(inventory_url, name=unique("Linen tote"), price_cents=1002, stock=10)
-    order_id = place_order(orders_url, product_id, 1)["orderId"]
+    order_id = checkout(gateway_url, product_id, 1, card="4000 0000 0000 0002")
     sign_in(page, admin_ui_url, admin_credentials)
 
     page.goto(f"{admin_ui_url}/orders/{order_id}")
-    page.get_by_role("button", name="Capture payment").click()
-    assert page.get_by_role("alert").inner_text() == "Payment declined: card declined."
     assert page.locator("#order-status").inner_text() == "Payment failed"
     assert "card_declined" in page.locator("#failure-reason").inner_text()
-    assert page.get_by_role("button", name="Retry payment capture").is_visible()
+    assert timeline(page) == ["Order placed 10.02", "Card declined 10.02"]
+    assert "card declined · Visa ending 0002" in page.locator("#timeline").inner_text()
+    assert page.get_by_role("button", name="Capture payment").count() == 0
+    assert "nothing to void or refund" in page.locator("#cancel-effect").inner_text()
     screenshot(page, "order-declined")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Orders").click()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"#{order_id}", exact=True))
     assert "Payment failed" in row.inner_text()
     assert "Card declined" in row.inner_text()
+    assert "margaret@example.com" in row.inner_text()
     screenshot(page, "orders")
     page.get_by_role("link", name=f"#{order_id}", exact=True).click()
 
-    page.get_by_role("button", name="Cancel order").click()
-    assert page.get_by_role("status").inner_text() == "The order is cancelled."
+    page.get_by_role("button", name="Cancel order and restock").click()
+    assert (
+        page.get_by_role("status").inner_text()
+        == "The order is cancelled: no card was authorized; its stock is back."
+    )
     assert page.locator("#order-status").inner_text() == "Cancelled"
-    assert httpx.get(f"{orders_url}/orders/{order_id}").json()["status"] == "CANCELLED"
+    assert get_order(orders_url, order_id)["status"] == "CANCELLED"
+    assert get_product(inventory_url, product_id)["stock_qty"] == 10
 
 
 def test_a_form_posted_without_a_csrf_token_is_refused_and_changes_nothing(
@@ -253,6 +448,8 @@ def test_a_form_posted_without_a_csrf_token_is_refused_and_changes_nothing(
         (f"/products/{product_id}", {"name": "Hijacked", "price": "0.01"}),
         (f"/products/{product_id}/stock", {"mode": "set", "quantity": "0"}),
         (f"/orders/{order_id}/cancel", {}),
+        (f"/orders/{order_id}/capture", {}),
+        (f"/orders/{order_id}/refund", {"amount": "1.00", "reason": "forged", "idempotency_key": "a" * 32}),
         ("/products/new", {"name": "Forged", "price": "1.00", "stock": "1"}),
     ]
     for path, form in posts:

@@ -6,6 +6,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.order_tokens import OrderTokens, derived_secret
+from gateway.settings import GatewaySettings
+
 Gql = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -42,3 +45,11 @@ def gql(gateway_url: str, http: httpx.AsyncClient) -> Gql:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error.get("extensions", {}).get("code") for error in body.get("errors", [])]
+
+
+@pytest.fixture(scope="session")
+def order_tokens(gateway_settings: GatewaySettings) -> OrderTokens:
+    """The tokens the suite's gateways issue (their secret is derived from the suite's JWT secret)."""
+    assert gateway_settings.jwt_secret
+    assert gateway_settings.order_token_secret is None
+    return OrderTokens(derived_secret(gateway_settings.jwt_secret.get_secret_value()))

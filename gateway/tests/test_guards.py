@@ -25,6 +25,8 @@ ADMIN_OPERATIONS = {
     "orders": "{ orders { nodes { id } } }",
     "capturePayment": 'mutation { capturePayment(orderId: "1") { errors { code } } }',
     "cancelOrder": 'mutation { cancelOrder(orderId: "1") { errors { code } } }',
+    "refundPayment": 'mutation { refundPayment(input: {orderId: "1", amountCents: 1, idempotencyKey: "k"}) '
+    "{ errors { code } } }",
     "createProduct": 'mutation { createProduct(input: {name: "x", priceCents: 1, stockQty: 1}) '
     "{ errors { code } } }",
     "updateProduct": 'mutation { updateProduct(input: {id: "1", name: "x"}) { errors { code } } }',
@@ -87,6 +89,16 @@ async def test_admin_fields_refuse_forged_and_expired_tokens(
     unsigned = jwt.encode(claims | {"exp": datetime.now(UTC) + timedelta(minutes=5)}, None, algorithm="none")
     for token in (expired, forged, unsigned, "garbage"):
         assert error_codes(await gql(ADMIN_OPERATIONS[field], token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_an_order_read_with_a_bad_token_says_so_and_staff_need_the_access_token(
+    gql: Gql, staff_token: str
+) -> None:
+    query = 'query($t: String) { order(id: "1", accessToken: $t) { id } }'
+    # A caller who sent a token meant to be signed in: told it is not, whatever the order.
+    assert error_codes(await gql(query, token="garbage")) == ["UNAUTHENTICATED"]
+    # Signed in but not an admin: like any shopper, null without the order's own token.
+    assert await gql(query, {"t": "not-it"}, token=staff_token) == {"data": {"order": None}}
 
 
 async def test_public_fields_need_no_token(gql: Gql) -> None:
@@ -221,16 +233,30 @@ _HOSTILE = (
     | st.booleans()
     | st.integers()
     | st.integers(min_value=2**31 - 2, max_value=2**31 + 2)
-    | st.floats()
+    | st.floats(allow_nan=False, allow_infinity=False)  # NaN and inf are not JSON: no client can send them
     | st.text(max_size=30)
     | st.lists(st.integers(), max_size=3)
 )
 _LINE = (
     st.fixed_dictionaries({"productId": _HOSTILE | st.integers(1, 5).map(str), "qty": _HOSTILE}) | _HOSTILE
 )
+_ADDRESS = (
+    st.fixed_dictionaries(
+        {
+            "line1": _HOSTILE,
+            "city": _HOSTILE,
+            "postalCode": _HOSTILE,
+            "country": _HOSTILE | st.text(max_size=3),
+        },
+        optional={"line2": _HOSTILE},
+    )
+    | _HOSTILE
+)
+_CUSTOMER = st.fixed_dictionaries({"email": _HOSTILE | st.emails(), "name": _HOSTILE, "address": _ADDRESS})
 _ORDER_INPUT = (
     st.fixed_dictionaries(
-        {"items": st.lists(_LINE, max_size=4) | _HOSTILE}, optional={"idempotencyKey": _HOSTILE}
+        {"items": st.lists(_LINE, max_size=4) | _HOSTILE},
+        optional={"idempotencyKey": _HOSTILE, "customer": _CUSTOMER | _HOSTILE},
     )
     | _HOSTILE
 )
@@ -258,6 +284,33 @@ def test_hostile_order_input_never_makes_a_500(gateway_url: str, order_input: An
         assert {e["code"] for e in payload["errors"]} <= _ERROR_CODES, payload
 
 
+_AUTHORIZE_INPUT = (
+    st.fixed_dictionaries(
+        {"orderId": _HOSTILE | st.integers(1, 5).map(str), "accessToken": _HOSTILE, "cardNumber": _HOSTILE}
+    )
+    | _HOSTILE
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(authorize_input=_AUTHORIZE_INPUT)
+def test_hostile_authorize_input_never_makes_a_500(gateway_url: str, authorize_input: Any) -> None:
+    query = """mutation($i: AuthorizePaymentInput!) {
+      authorizePayment(input: $i) { order { id } errors { code field message } } }"""
+    response = httpx.post(
+        f"{gateway_url}/graphql", json={"query": query, "variables": {"i": authorize_input}}, timeout=30
+    )
+    assert response.status_code < 500, response.text
+    body = response.json()
+    for error in body.get("errors", []):
+        assert error["extensions"]["code"] == "BAD_REQUEST", body
+    payload = (body.get("data") or {}).get("authorizePayment")
+    if payload is not None:
+        # Without the order's token, every answer is the one a missing order gets.
+        assert payload["order"] is None
+        assert [e["code"] for e in payload["errors"]] == ["NOT_FOUND"], payload
+
+
 # A gateway of its own with low limits, so the shared one is never throttled.
 @pytest.fixture
 def strict_gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
@@ -267,6 +320,7 @@ def strict_gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
             "max_aliases": 3,
             "max_query_tokens": 200,
             "rate_limit_place_order": "3/minute",
+            "rate_limit_authorize_payment": "3/minute",
             "rate_limit_login": "6/minute",
             "login_failures_per_username": "2/minute",
             "login_failures_per_client": "100/minute",
@@ -315,6 +369,22 @@ async def test_place_order_is_rate_limited_per_client(gql: Gql, strict_gateway_u
     limited = await gql(query, url=strict_gateway_url)
     assert error_codes(limited) == ["RATE_LIMITED"]
     assert 1 <= limited["errors"][0]["extensions"]["retryAfter"] <= 60
+
+
+async def test_authorize_payment_is_rate_limited_per_client(gql: Gql, strict_gateway_url: str) -> None:
+    # Each attempt would ask the card processor: the limit is what stops card testing through the shop.
+    query = """mutation { authorizePayment(input: {orderId: "1", accessToken: "guess", cardNumber: "4242"})
+      { errors { code } } }"""
+    for _ in range(3):
+        answer = await gql(query, url=strict_gateway_url)
+        assert answer["data"]["authorizePayment"]["errors"] == [{"code": "NOT_FOUND"}]
+    limited = await gql(query, url=strict_gateway_url)
+    assert error_codes(limited) == ["RATE_LIMITED"]
+    assert 1 <= limited["errors"][0]["extensions"]["retryAfter"] <= 60
+    # placeOrder has a budget of its own.
+    assert "errors" not in await gql(
+        "mutation { placeOrder(input: {items: []}) { errors { code } } }", url=strict_gateway_url
+    )
 
 
 async def test_failed_logins_are_throttled_per_username(

@@ -247,7 +247,9 @@ def test_dashboard_has_the_panels_the_issue_asks_for_on_the_provisioned_datasour
         "orders per minute",
         "refusals by reason",
         "lock wait",
-        "charge outcomes",
+        "authorizations and captures",
+        "voids, refunds and expiries",
+        "reconciler fixes",
     ):
         assert wanted in titles, wanted
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])

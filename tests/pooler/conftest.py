@@ -1,21 +1,24 @@
 """The order services served through a real pgbouncer in transaction mode.
 
-These fixtures shadow the root conftest's ``payments_url`` and ``orders_url`` for the tests in this folder:
-the same apps, their database URLs pointed at a pgbouncer (started here on a free loopback port, in front of
-the run's PostgreSQL) and ``db_pooler="transaction"``. ``db`` and ``make_product`` stay direct superuser
-connections: they arrange and inspect, they are not under test.
+These fixtures shadow the root conftest's ``payments_url`` and ``orders_url``, the orders tests' own
+``orders_engine`` (which drives the reconciler and the sweeper) and test_races.py's ``slow_pair`` for the
+tests in this folder: the same apps and engines, their database URLs pointed at a pgbouncer (started here on
+a free loopback port, in front of the run's PostgreSQL) and ``db_pooler="transaction"``. ``db`` and
+``make_product`` stay direct superuser connections: they arrange and inspect, they are not under test.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
+from servicekit.db import create_engine
 from servicekit.pgbouncer import PGBOUNCER, PgBouncer
 from servicekit.testing import LiveServer
 
@@ -61,3 +64,38 @@ def orders_url(pooled_database_urls: dict[str, str], payments_url: str) -> Itera
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
+
+
+@pytest.fixture
+async def orders_engine(pooled_database_urls: dict[str, str]) -> AsyncIterator[AsyncEngine]:
+    """An engine as the orders role through the pooler, for the reconciler and the sweeper the tests drive."""
+    settings = OrdersSettings(database_url=pooled_database_urls["orders"], db_pooler="transaction")
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def slow_pair(pooled_database_urls: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """test_races.py's pair through the pooler: payments whose processor takes 50 ms a call (so racing
+    requests really overlap), and an orders app of its own in front of it; (orders url, payments url)."""
+    payments = create_payments_app(
+        PaymentsSettings(
+            database_url=pooled_database_urls["payments"], db_pooler="transaction", processor_latency_s=0.05
+        )
+    )
+    with LiveServer(payments) as payments_server:
+        orders = create_orders_app(
+            OrdersSettings(
+                database_url=pooled_database_urls["orders"],
+                db_pooler="transaction",
+                payments_url=payments_server.url,
+                db_pool_size=20,
+                expiry_sweep_interval_s=3_600,
+                reconcile_interval_s=3_600,
+            )
+        )
+        with LiveServer(orders) as orders_server:
+            yield orders_server.url, payments_server.url

@@ -1,9 +1,10 @@
 """The order promises hold through pgbouncer in transaction mode.
 
-The orders service's own concurrency and idempotency tests run here unchanged, against orders and payments
-apps whose database URLs point at a real pgbouncer (tests/pooler/conftest.py). They are imported, not copied,
-so the two runs can never drift apart. The tests below them show why ``db_pooler`` exists: behind transaction
-pooling asyncpg's default statement cache breaks, and with the setting it does not.
+The orders service's own concurrency, idempotency and money-lifecycle tests run here unchanged, against
+orders and payments apps (and the reconciler's engine) whose database URLs point at a real pgbouncer
+(tests/pooler/conftest.py). They are imported, not copied, so the two runs can never drift apart. The tests
+below them show why ``db_pooler`` exists: behind transaction pooling asyncpg's default statement cache
+breaks, and with the setting it does not.
 """
 
 import importlib.util
@@ -31,11 +32,19 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+helpers = _load("conftest")  # the orders tests' fixtures: their API client, reconciler, invariant check
 concurrency = _load("test_concurrency")
 idempotency = _load("test_idempotency")
-capture = _load("test_capture")
+lifecycle = _load("test_lifecycle")
+races = _load("test_races")
 
-# pytest collects what a module holds, so these run here with this folder's fixtures (the pooled apps).
+# pytest collects what a module holds, so these run here with this folder's fixtures (the pooled apps and
+# the pooled orders_engine behind ``reconciler``; test_races.py's ``slow_pair`` is shadowed in conftest).
+orders = helpers.orders
+api = helpers.api
+reconciler = helpers.reconciler
+invariants = helpers.invariants
+
 test_two_orders_race_for_the_last_unit = concurrency.test_two_orders_race_for_the_last_unit
 test_fifty_buyers_for_ten_units_sell_exactly_ten = (
     concurrency.test_fifty_buyers_for_ten_units_sell_exactly_ten
@@ -61,25 +70,39 @@ test_many_concurrent_requests_with_one_key_make_exactly_one_order = (
     idempotency.test_many_concurrent_requests_with_one_key_make_exactly_one_order
 )
 test_an_expired_key_is_treated_as_new = idempotency.test_an_expired_key_is_treated_as_new
+test_a_key_reused_after_its_ttl_with_another_body_makes_a_new_order_never_the_old_one = (
+    idempotency.test_a_key_reused_after_its_ttl_with_another_body_makes_a_new_order_never_the_old_one
+)
 test_a_stale_in_flight_key_whose_order_was_made_answers_with_that_order = (
     idempotency.test_a_stale_in_flight_key_whose_order_was_made_answers_with_that_order
 )
 
-# Capture: orders calls payments with an idempotency key; both services' databases behind the pooler.
-orders = capture.orders
-payments = capture.payments
-place_order = capture.place_order
-test_ten_concurrent_captures_make_one_charge = capture.test_ten_concurrent_captures_make_one_charge
-test_concurrent_captures_of_a_declined_amount_count_each_attempt_once = (
-    capture.test_concurrent_captures_of_a_declined_amount_count_each_attempt_once
+# The money lifecycle: orders calls payments with idempotency keys; both services' databases behind the
+# pooler. Concurrent authorizations and refunds of one order, and money steps racing a cancel (after a
+# reconciler pass over the pooler, ADR 0004's invariants hold).
+new_order = lifecycle.new_order
+test_ten_concurrent_authorizations_make_one_payment = (
+    lifecycle.test_ten_concurrent_authorizations_make_one_payment
 )
+test_concurrent_declined_authorizations_count_each_attempt_once = (
+    lifecycle.test_concurrent_declined_authorizations_count_each_attempt_once
+)
+test_ten_concurrent_refunds_of_thirty_percent_exactly_three_succeed = (
+    lifecycle.test_ten_concurrent_refunds_of_thirty_percent_exactly_three_succeed
+)
+test_authorize_racing_cancel = races.test_authorize_racing_cancel
+test_capture_racing_cancel = races.test_capture_racing_cancel
 
 
 async def test_the_orders_and_payments_roles_really_go_through_the_pooler(
-    pgbouncer: PgBouncer, orders: Any, place_order: Any, pooled_database_urls: dict[str, str]
+    pgbouncer: PgBouncer,
+    orders: helpers.OrdersApi,
+    new_order: Any,
+    pooled_database_urls: dict[str, str],
 ) -> None:
-    order_id = await place_order()
-    assert (await orders.post(f"/orders/{order_id}/capture")).json()["status"] == "PAID"
+    order_id, _ = await new_order()
+    assert (await orders.authorize(order_id)).json()["status"] == "AUTHORIZED"
+    assert (await orders.capture(order_id)).json()["status"] == "PAID"
 
     assert {url.rsplit("@", 1)[1].split("/")[0] for url in pooled_database_urls.values()} == {
         f"127.0.0.1:{pgbouncer.port}"

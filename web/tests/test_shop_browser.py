@@ -17,15 +17,25 @@ import asyncpg
 import httpx
 import pytest
 
+from gateway.app import create_app as create_gateway_app
+from gateway.settings import GatewaySettings
+from orders.app import create_app as create_orders_app
+from orders.settings import OrdersSettings
 from servicekit.db import plain_url
 from servicekit.embedded import free_port
-from servicekit.testing import LiveServer, screenshot_dir
+from servicekit.testing import LiveServer, screenshot_dir, wait_until
 from web.app import create_app
+from web.checkout import CARD_FIELD, CUSTOMER_FIELDS, TEST_CARDS
 from web.settings import WebSettings
 
 SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
 DESKTOP_VIEWPORT = {"width": 1100, "height": 760}
 PHONE = {"width": 375, "height": 740}
+# The simulated processor's test cards.
+GOOD_CARD = "4242 4242 4242 4242"
+DECLINED_CARD = "4000 0000 0000 0002"
+NO_FUNDS_CARD = "4000 0000 0000 9995"
+ORDER_PAGE = re.compile(r"/orders/\d+\?token=[A-Za-z0-9_\-]+$")
 
 
 def screenshot(page: Any, name: str) -> None:
@@ -57,6 +67,44 @@ def fetchval(admin_url: str, sql: str, *args: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
+
+
+def wait_for(admin_url: str, sql: str, *args: Any, within_s: float = 15) -> None:
+    """Polls until ``sql`` (one boolean) is true, on a thread of its own."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(plain_url(admin_url))
+        try:
+
+            async def holds() -> bool:
+                return bool(await conn.fetchval(sql, *args))
+
+            await wait_until(holds, within_s=within_s)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+def order_of(orders_url: str, page_url: str) -> dict[str, Any]:
+    """The order behind an order page's URL, as the orders service has it."""
+    order_id = re.search(r"/orders/(\d+)", page_url)
+    assert order_id, page_url
+    response = httpx.get(f"{orders_url}/orders/{order_id.group(1)}")
+    assert response.status_code == 200, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def fill_checkout(page: Any, card: str = GOOD_CARD, email: str = "ada@example.com") -> None:
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Address line 1").fill("12 St James's Square")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postal code").fill("SW1Y 4JH")
+    page.get_by_label("Country").fill("GB")
+    page.get_by_label("Card number").fill(card)
 
 
 def orders_containing(admin_url: str, product_id: str) -> int:
@@ -94,8 +142,8 @@ def add_to_cart(page: Any, web_url: str, product_id: str, qty: int) -> None:
     page.wait_for_url(re.compile(r"/cart"))
 
 
-def test_a_shopper_buys_two_products_and_the_list_shows_less_stock(
-    page: Any, context: Any, web_url: str, inventory_url: str, migrated_admin_url: str
+def test_a_shopper_buys_two_products_with_a_good_card_and_the_list_shows_less_stock(
+    page: Any, context: Any, web_url: str, inventory_url: str, orders_url: str, migrated_admin_url: str
 ) -> None:
     kettle_name, mug_name = unique("Pour-over kettle"), unique("Travel mug")
     kettle = create_product(inventory_url, name=kettle_name, price_cents=4_599, stock=7)
@@ -125,11 +173,17 @@ def test_a_shopper_buys_two_products_and_the_list_shows_less_stock(
 
     page.get_by_role("link", name="Check out").click()
     assert page.get_by_role("heading", name="Order summary").is_visible()
+    for number, _ in TEST_CARDS:
+        assert page.get_by_text(number).is_visible()  # the test cards are listed on the page
+    fill_checkout(page)
     screenshot(page, "checkout")
     page.get_by_role("button", name="Place order").click()
 
-    page.wait_for_url(re.compile(r"/orders/"))
+    page.wait_for_url(ORDER_PAGE)
     assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
+    status = page.get_by_role("status").inner_text()
+    assert "Your card ending 4242 is authorized for $129.48" in status
+    assert "It will be charged when your order ships" in status
     order_number = page.locator(".order-number").inner_text()
     assert order_number.isdigit()
     rows = page.locator("table.lines tbody tr")
@@ -137,9 +191,29 @@ def test_a_shopper_buys_two_products_and_the_list_shows_less_stock(
     assert kettle_name in rows.nth(0).inner_text()
     assert mug_name in rows.nth(1).inner_text()
     assert page.locator("tfoot .total").inner_text() == "$129.48"
+    assert (page.locator("#authorized").inner_text(), page.locator("#captured").inner_text()) == (
+        "$129.48",
+        "$0.00",
+    )
+    assert "Ada Lovelace" in page.locator("address").inner_text()
+    assert GOOD_CARD not in page.content()
+    assert GOOD_CARD.replace(" ", "") not in page.content()
     screenshot(page, "success")
     # The cart is empty after the order.
     assert page.get_by_role("link", name="Cart", exact=True).is_visible()
+    order = order_of(orders_url, page.url)
+    assert (order["status"], order["authorized_cents"], order["card_last4"]) == ("AUTHORIZED", 12_948, "4242")
+    assert order["customer"]["email"] == "ada@example.com"
+    assert order["customer"]["address"]["country"] == "GB"
+
+    # The page is opened by its token alone: the order number without it, or with another, is not found.
+    status_url = page.url
+    for path in (f"/orders/{order_number}", f"/orders/{order_number}?token={'A' * 43}"):
+        response = page.goto(f"{web_url}{path}")
+        assert response.status == 404, path
+        assert page.get_by_role("heading", name="Order not found").is_visible()
+    page.goto(status_url)
+    assert page.locator("#order-status").inner_text() == "card authorized, to be charged when it ships"
 
     assert open_product_list_at(page, web_url, kettle).inner_text() == "Only 5 left"
     assert open_product_list_at(page, web_url, mug).inner_text() == "Only 1 left"
@@ -153,17 +227,29 @@ def test_a_shopper_buys_two_products_and_the_list_shows_less_stock(
         screenshot(phone_page, "phone-list")
         add_to_cart(phone_page, web_url, kettle, 1)
         screenshot(phone_page, "phone-cart")
-        # Nothing is wider than the screen.
+        # Nothing is wider than the screen, the checkout form and a declined card's page included.
         assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone_page.get_by_role("link", name="Check out").click()
+        fill_checkout(phone_page, DECLINED_CARD)
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone_page.get_by_role("button", name="Place order").click()
+        phone_page.wait_for_url(ORDER_PAGE)
+        assert phone_page.get_by_role("heading", name="Your card was declined").is_visible()
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        screenshot(phone_page, "phone-declined")
     finally:
         phone.close()
 
 
-def go_to_checkout(browser_context: Any, web_url: str, product_id: str, qty: int = 1) -> Any:
+def go_to_checkout(
+    browser_context: Any, web_url: str, product_id: str, qty: int = 1, card: str = GOOD_CARD
+) -> Any:
+    """A new page at checkout with ``product_id`` in the cart and the form filled in, ready to place."""
     page = browser_context.new_page()
     add_to_cart(page, web_url, product_id, qty)
     page.get_by_role("link", name="Check out").click()
     page.get_by_role("button", name="Place order").wait_for()
+    fill_checkout(page, card)
     return page
 
 
@@ -210,7 +296,7 @@ def test_double_clicking_place_order_makes_one_order(
     key = page.locator('input[name="idempotency_key"]').input_value()
     form = {
         field: page.locator(f'form.checkout input[name="{field}"]').input_value()
-        for field in ("csrftoken", "idempotency_key", "checkout_token")
+        for field in ("csrftoken", "idempotency_key", "checkout_token", *CUSTOMER_FIELDS, CARD_FIELD)
     }
     cookies = {c["name"]: c["value"] for c in context.cookies()}
 
@@ -223,7 +309,7 @@ def test_double_clicking_place_order_makes_one_order(
     with ThreadPoolExecutor(max_workers=2) as pool:
         copies = [pool.submit(submit_again) for _ in range(2)]
         page.get_by_role("button", name="Place order").dblclick()
-        page.wait_for_url(re.compile(r"/orders/"))
+        page.wait_for_url(ORDER_PAGE)
         responses = [c.result() for c in copies]
     assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
     success_path = page.url.removeprefix(web_url)
@@ -238,6 +324,120 @@ def test_double_clicking_place_order_makes_one_order(
     assert stock_of(migrated_admin_url, jug) == 3
     keyed = fetchval(migrated_admin_url, "SELECT count(*) FROM orders.orders WHERE idempotency_key = $1", key)
     assert keyed == 1
+    # Three submits, one authorization: the card was asked once for this order.
+    authorizations = fetchval(
+        migrated_admin_url,
+        "SELECT count(*) FROM payments.payments p JOIN orders.orders o ON o.id = p.order_id "
+        "WHERE o.idempotency_key = $1",
+        key,
+    )
+    assert authorizations == 1
+
+
+def test_a_declined_card_keeps_the_reservation_and_another_card_pays(
+    context: Any, web_url: str, inventory_url: str, orders_url: str, migrated_admin_url: str
+) -> None:
+    name = unique("Gooseneck kettle")
+    kettle = create_product(inventory_url, name=name, price_cents=6_500, stock=3)
+    page = go_to_checkout(context, web_url, kettle, qty=2, card=DECLINED_CARD)
+    page.get_by_role("button", name="Place order").click()
+
+    page.wait_for_url(ORDER_PAGE)
+    assert page.get_by_role("heading", name="Your card was declined").is_visible()
+    alert = page.get_by_role("alert").inner_text()
+    assert "The card's bank declined the payment. Please try another card." in alert
+    assert "Nothing has been charged" in alert
+    assert re.search(
+        r"reserved for 1[45] minutes( \d+ seconds?)? more \(until \d\d:\d\d:\d\d UTC\)", alert
+    ), alert
+    assert stock_of(migrated_admin_url, kettle) == 1  # still reserved for this order
+    assert page.locator(".badge").inner_text().startswith("2")  # the cart is kept
+    assert order_of(orders_url, page.url)["status"] == "PAYMENT_FAILED"
+    screenshot(page, "declined")
+
+    # A mistyped number is caught next to the field, before anything is asked of the card processor.
+    page.get_by_label("Card number").fill("4242 4242 4242 4241")
+    page.get_by_role("button", name="Authorize $130.00").click()
+    assert (
+        page.locator("#card_number-error").inner_text() == "That card number is not valid. Please check it."
+    )
+    assert page.get_by_label("Card number").input_value() == ""  # a card number is never echoed back
+
+    page.get_by_label("Card number").fill(NO_FUNDS_CARD)
+    page.get_by_role("button", name="Authorize $130.00").click()
+    page.wait_for_load_state()
+    assert "declined the payment for insufficient funds" in page.get_by_role("alert").inner_text()
+
+    page.get_by_label("Card number").fill(GOOD_CARD)
+    page.get_by_role("button", name="Authorize $130.00").click()
+    page.wait_for_url(ORDER_PAGE)
+    assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
+    assert "authorized for $130.00" in page.get_by_role("status").inner_text()
+    assert page.locator(".site-header .badge").count() == 0  # the cart is emptied once the card is authorized
+    order = order_of(orders_url, page.url)
+    assert (order["status"], order["authorized_cents"], order["payment_attempts"]) == (
+        "AUTHORIZED",
+        13_000,
+        3,
+    )
+    assert stock_of(migrated_admin_url, kettle) == 1
+    assert orders_containing(migrated_admin_url, kettle) == 1
+
+
+@pytest.fixture(scope="module")
+def short_reservation_shop_url(
+    service_database_urls: dict[str, str], payments_url: str, gateway_settings: GatewaySettings
+) -> Iterator[str]:
+    """The shop over an orders service of its own whose reservations last 3 seconds (the shared one keeps
+    the default 15 minutes), swept every half second; same database, payments and gateway settings."""
+    orders_settings = OrdersSettings(
+        database_url=service_database_urls["orders"],
+        payments_url=payments_url,
+        reservation_ttl_s=3,
+        expiry_sweep_interval_s=0.5,
+    )
+    with LiveServer(create_orders_app(orders_settings)) as orders:
+        gateway = gateway_settings.model_copy(update={"orders_url": orders.url})
+        with LiveServer(create_gateway_app(gateway)) as gateway_server:
+            web = WebSettings(gateway_url=f"{gateway_server.url}/graphql", secret_key="short-reservations")
+            with LiveServer(create_app(web)) as shop:
+                yield shop.url
+
+
+def test_an_expired_reservation_says_so_and_keeps_the_cart(
+    short_reservation_shop_url: str, context: Any, inventory_url: str, migrated_admin_url: str
+) -> None:
+    shop = short_reservation_shop_url
+    name = unique("Slow decider")
+    product = create_product(inventory_url, name=name, price_cents=2_000, stock=2)
+    page = go_to_checkout(context, shop, product, qty=1, card=DECLINED_CARD)
+    page.get_by_role("button", name="Place order").click()
+    page.wait_for_url(ORDER_PAGE)
+    assert page.get_by_role("heading", name="Your card was declined").is_visible()
+    order_id = int(page.locator(".order-number").inner_text())
+    assert stock_of(migrated_admin_url, product) == 1
+
+    # The shopper hesitates past the reservation's end, then tries a good card.
+    wait_for(migrated_admin_url, "SELECT expires_at <= now() FROM orders.orders WHERE id = $1", order_id)
+    page.get_by_label("Card number").fill(GOOD_CARD)
+    page.get_by_role("button", name="Authorize $20.00").click()
+    page.wait_for_url(ORDER_PAGE)
+    assert page.get_by_role("heading", name="Your reservation has expired").is_visible()
+    alert = page.get_by_role("alert").inner_text()
+    assert "Nothing was charged" in alert
+    assert "Your cart has been kept" in alert
+    assert page.get_by_label("Card number").count() == 0
+    screenshot(page, "expired")
+
+    # The sweeper gives the stock back (once), and the cart still holds the product for another try.
+    wait_for(migrated_admin_url, "SELECT stock_qty = 2 FROM inventory.products WHERE id = $1", int(product))
+    wait_for(migrated_admin_url, "SELECT status = 'EXPIRED' FROM orders.orders WHERE id = $1", order_id)
+    assert (
+        fetchval(migrated_admin_url, "SELECT authorized_cents FROM orders.orders WHERE id = $1", order_id)
+        == 0
+    )
+    page.get_by_role("link", name="review your cart and check out again").click()
+    assert page.get_by_label(f"Quantity of {name}").input_value() == "1"
 
 
 def test_a_cross_site_form_cannot_post_to_the_shop(page: Any, web_url: str, inventory_url: str) -> None:
@@ -276,7 +476,13 @@ def test_the_gateway_down_shows_a_friendly_page_with_the_request_id(
 
 
 def test_hand_edited_links_get_friendly_4xx_pages(page: Any, web_url: str) -> None:
-    for path, status in (("/?after=abc", 400), ("/products/999999999999", 404), ("/orders/forged", 404)):
+    for path, status in (
+        ("/?after=abc", 400),
+        ("/products/999999999999", 404),
+        ("/orders/forged", 404),
+        ("/orders/1?token=<script>", 404),
+        ("/orders/1?token=" + "A" * 43, 404),
+    ):
         response = page.goto(f"{web_url}{path}")
         assert response.status == status, path
         assert page.locator("h1").is_visible()
@@ -338,8 +544,9 @@ def test_the_shop_works_without_javascript_and_in_a_sensible_focus_order(
         page.get_by_label("Quantity").press("Enter")
         page.wait_for_url(re.compile(r"/cart"))
         page.get_by_role("link", name="Check out").click()
+        fill_checkout(page)
         page.get_by_role("button", name="Place order").click()
-        page.wait_for_url(re.compile(r"/orders/"))
+        page.wait_for_url(ORDER_PAGE)
         assert page.get_by_role("heading", name="Thank you! Your order is placed.").is_visible()
         assert stock_of(migrated_admin_url, tamper) == 4
     finally:

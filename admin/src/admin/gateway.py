@@ -4,7 +4,7 @@ token and the request id forwarded on every call. Cross-cutting refusals become 
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
@@ -15,8 +15,17 @@ from servicekit.graphql_client import GraphQLTransportError, gateway_ready, post
 log = structlog.get_logger()
 
 T = TypeVar("T")
-OrderStatus = Literal["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]
-ORDER_STATUSES: tuple[OrderStatus, ...] = ("PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED")
+OrderStatus = Literal["PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID", "REFUNDED", "CANCELLED", "EXPIRED"]
+# In lifecycle order (docs/adr/0004): the orders filter lists them so.
+ORDER_STATUSES: tuple[OrderStatus, ...] = (
+    "PENDING",
+    "PAYMENT_FAILED",
+    "AUTHORIZED",
+    "PAID",
+    "REFUNDED",
+    "CANCELLED",
+    "EXPIRED",
+)
 
 
 class GatewayError(Exception):
@@ -72,16 +81,68 @@ class OrderLine:
 
 
 @dataclass(frozen=True)
+class Address:
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    name: str | None
+    address: Address | None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount_cents: int
+    reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One authorization attempt at payments, as the admin sees it (the card number is never there)."""
+
+    id: str
+    status: str
+    amount_cents: int
+    captured_cents: int
+    refunded_cents: int
+    card_brand: str | None
+    card_last4: str | None
+    failure_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     status: OrderStatus
     total_cents: int
-    charge_id: str | None
     payment_failure_code: str | None
     payment_attempts: int
     created_at: datetime
     updated_at: datetime
+    customer: Customer | None = None
+    expires_at: datetime | None = None
+    authorized_cents: int = 0
+    captured_cents: int = 0
+    refunded_cents: int = 0
+    card_last4: str | None = None
     items: list[OrderLine] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+
+    @property
+    def refundable_cents(self) -> int:
+        """What a refund can still give back: captured and not yet refunded."""
+        return max(self.captured_cents - self.refunded_cents, 0)
 
 
 @dataclass(frozen=True)
@@ -110,11 +171,17 @@ class OrderResult:
 
 
 _PRODUCT = "id name priceCents stockQty"
+_ORDER_SUMMARY = (
+    "id status totalCents paymentFailureCode paymentAttempts createdAt updatedAt customer { email }"
+)
 _ORDER = (
-    "id status totalCents chargeId paymentFailureCode paymentAttempts createdAt updatedAt "
+    f"{_ORDER_SUMMARY} expiresAt authorizedCents capturedCents refundedCents cardLast4 "
+    "customer { email name address { line1 line2 city postalCode country } } "
+    "refunds { id amountCents reason createdAt } "
+    "payments { id status amountCents capturedCents refundedCents cardBrand cardLast4 failureCode "
+    "createdAt updatedAt } "
     f"items {{ qty priceCents product {{ {_PRODUCT} }} }}"
 )
-_ORDER_SUMMARY = "id status totalCents chargeId paymentFailureCode paymentAttempts createdAt updatedAt"
 _ERRORS = "errors { code field message }"
 
 
@@ -127,22 +194,78 @@ def _product(data: dict[str, Any]) -> Product:
     )
 
 
+def _datetime(value: str) -> datetime:
+    """An ISO date-time, always timezone-aware (UTC when the gateway gives none)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _customer(data: dict[str, Any] | None) -> Customer | None:
+    if data is None:
+        return None
+    address = data.get("address")
+    return Customer(
+        email=str(data["email"]),
+        name=data.get("name"),
+        address=None
+        if address is None
+        else Address(
+            line1=str(address["line1"]),
+            line2=address.get("line2"),
+            city=str(address["city"]),
+            postal_code=str(address["postalCode"]),
+            country=str(address["country"]),
+        ),
+    )
+
+
+def _payment(data: dict[str, Any]) -> Payment:
+    return Payment(
+        id=str(data["id"]),
+        status=str(data["status"]),
+        amount_cents=int(data["amountCents"]),
+        captured_cents=int(data["capturedCents"]),
+        refunded_cents=int(data["refundedCents"]),
+        card_brand=data.get("cardBrand"),
+        card_last4=data.get("cardLast4"),
+        failure_code=data.get("failureCode"),
+        created_at=_datetime(data["createdAt"]),
+        updated_at=_datetime(data["updatedAt"]),
+    )
+
+
 def _order(data: dict[str, Any]) -> Order:
+    expires_at = data.get("expiresAt")
     return Order(
         id=str(data["id"]),
         status=data["status"],
         total_cents=int(data["totalCents"]),
-        charge_id=None if data.get("chargeId") is None else str(data["chargeId"]),
         payment_failure_code=data.get("paymentFailureCode"),
         payment_attempts=int(data.get("paymentAttempts") or 0),
-        created_at=datetime.fromisoformat(data["createdAt"]),
-        updated_at=datetime.fromisoformat(data["updatedAt"]),
+        created_at=_datetime(data["createdAt"]),
+        updated_at=_datetime(data["updatedAt"]),
+        customer=_customer(data.get("customer")),
+        expires_at=None if expires_at is None else _datetime(expires_at),
+        authorized_cents=int(data.get("authorizedCents") or 0),
+        captured_cents=int(data.get("capturedCents") or 0),
+        refunded_cents=int(data.get("refundedCents") or 0),
+        card_last4=data.get("cardLast4"),
         items=[
             OrderLine(
                 qty=int(item["qty"]), price_cents=int(item["priceCents"]), product=_product(item["product"])
             )
             for item in data.get("items") or []
         ],
+        refunds=[
+            Refund(
+                id=str(r["id"]),
+                amount_cents=int(r["amountCents"]),
+                reason=r.get("reason"),
+                created_at=_datetime(r["createdAt"]),
+            )
+            for r in data.get("refunds") or []
+        ],
+        payments=[_payment(p) for p in data.get("payments") or []],
     )
 
 
@@ -271,16 +394,29 @@ class AdminGateway:
         data = await self._run(f"query($id: ID!) {{ order(id: $id) {{ {_ORDER} }} }}", id=order_id)
         return None if data["order"] is None else _order(data["order"])
 
-    async def _order_mutation(self, name: str, order_id: str) -> OrderResult:
+    async def _order_mutation(self, name: str, arguments: str, **variables: Any) -> OrderResult:
         data = await self._run(
-            f"mutation($id: ID!) {{ {name}(orderId: $id) {{ order {{ {_ORDER} }} {_ERRORS} }} }}", id=order_id
+            f"mutation({arguments}) {{ {name}({', '.join(f'{v}: ${v}' for v in variables)}) "
+            f"{{ order {{ {_ORDER} }} {_ERRORS} }} }}",
+            **variables,
         )
         payload = data[name]
         order = payload.get("order")
         return OrderResult(order=None if order is None else _order(order), errors=_errors(payload))
 
     async def capture_payment(self, order_id: str) -> OrderResult:
-        return await self._order_mutation("capturePayment", order_id)
+        return await self._order_mutation("capturePayment", "$orderId: ID!", orderId=order_id)
 
     async def cancel_order(self, order_id: str) -> OrderResult:
-        return await self._order_mutation("cancelOrder", order_id)
+        return await self._order_mutation("cancelOrder", "$orderId: ID!", orderId=order_id)
+
+    async def refund_payment(
+        self, order_id: str, *, amount_cents: int, reason: str, idempotency_key: str
+    ) -> OrderResult:
+        value = {
+            "orderId": order_id,
+            "amountCents": amount_cents,
+            "reason": reason,
+            "idempotencyKey": idempotency_key,
+        }
+        return await self._order_mutation("refundPayment", "$input: RefundPaymentInput!", input=value)

@@ -8,6 +8,8 @@ from decimal import Decimal, InvalidOperation
 MAX_PRICE_CENTS = 100_000_000_00
 MAX_STOCK = 1_000_000_000
 MAX_NAME_LENGTH = 200
+# The orders service's limit on a refund's reason (orders.schemas).
+MAX_REASON_LENGTH = 500
 # ASCII digits only (str.isdigit and int() also accept "¹", "١" and "1_000"); long enough for any limit here.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,24}")
 
@@ -24,27 +26,41 @@ def format_cents(cents: int) -> str:
     return f"{sign}{units:,}.{rest:02d}"
 
 
-def parse_price(raw: str) -> int:
-    """ "12.50" -> 1250 cents exactly (Decimal). Accepts "12", "12.5", "1,234.50"; refuses the rest."""
+def parse_money(raw: str, *, noun: str = "price", maximum: int = MAX_PRICE_CENTS) -> int:
+    """ "12.50" -> 1250 cents exactly (Decimal). Accepts "12", "12.5", "1,234.50"; refuses the rest, with a
+    message that names the field (a price, an amount)."""
+    article = "an" if noun[0] in "aeiou" else "a"
     text = raw.strip().replace(",", "")
     if not text:
-        raise FieldError("Enter a price.")
+        raise FieldError(f"Enter {article} {noun}.")
     if len(text) > 32:
-        raise FieldError("Enter a price like 12.50.")
+        raise FieldError(f"Enter {article} {noun} like 12.50.")
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise FieldError("Enter a price like 12.50.") from None
+        raise FieldError(f"Enter {article} {noun} like 12.50.") from None
     if not amount.is_finite():
-        raise FieldError("Enter a price like 12.50.")
+        raise FieldError(f"Enter {article} {noun} like 12.50.")
     if amount < 0:
-        raise FieldError("The price cannot be negative.")
+        raise FieldError(f"The {noun} cannot be negative.")
     cents = amount * 100
     if cents != cents.to_integral_value():
         raise FieldError("Use at most two decimal places.")
-    if cents > MAX_PRICE_CENTS:
-        raise FieldError(f"The price can be at most {format_cents(MAX_PRICE_CENTS)}.")
+    if cents > maximum:
+        raise FieldError(f"The {noun} can be at most {format_cents(maximum)}.")
     return int(cents)
+
+
+def parse_price(raw: str) -> int:
+    return parse_money(raw, noun="price")
+
+
+def parse_refund_amount(raw: str, *, refundable_cents: int) -> int:
+    """A refund's amount: at least a cent, at most what was captured and not yet refunded."""
+    cents = parse_money(raw, noun="amount", maximum=max(refundable_cents, 1))
+    if cents < 1:
+        raise FieldError("Refund at least 0.01.")
+    return cents
 
 
 def parse_int(raw: str, *, minimum: int, maximum: int, what: str = "a whole number") -> int:
@@ -68,3 +84,12 @@ def parse_name(raw: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise FieldError(f"Use at most {MAX_NAME_LENGTH} characters.")
     return name
+
+
+def parse_reason(raw: str) -> str:
+    reason = " ".join(raw.split())
+    if not reason:
+        raise FieldError("Say why (the customer may ask).")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise FieldError(f"Use at most {MAX_REASON_LENGTH} characters.")
+    return reason

@@ -2,6 +2,7 @@
 (`checked_form`); every POST answers with a redirect (POST-redirect-GET) or the form again with its errors."""
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,8 +11,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from admin.gateway import ORDER_STATUSES, AdminGateway, OrderResult, RateLimitedError, UserError
-from admin.money import MAX_STOCK, FieldError, format_cents, parse_int, parse_name, parse_price
+from admin.gateway import ORDER_STATUSES, AdminGateway, Order, OrderResult, RateLimitedError, UserError
+from admin.money import (
+    MAX_STOCK,
+    FieldError,
+    format_cents,
+    parse_int,
+    parse_name,
+    parse_price,
+    parse_reason,
+    parse_refund_amount,
+)
 from admin.session import (
     admin_token,
     checked_form,
@@ -22,6 +32,7 @@ from admin.session import (
     signed_in_user,
     take_flashes,
 )
+from admin.timeline import payment_timeline
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")  # Starlette's Jinja2Templates autoescapes
@@ -107,6 +118,9 @@ _FIELD_NAMES = {
     "stock_qty": "stock",
     "setto": "quantity",
     "delta": "quantity",
+    "amountcents": "amount",
+    "amount_cents": "amount",
+    "reason": "reason",
 }
 
 
@@ -121,6 +135,8 @@ def _place_errors(errors: list[UserError], known: set[str]) -> tuple[dict[str, s
             by_field[field] = error.message
         elif error.code == "INSUFFICIENT_STOCK" and "quantity" in known:
             by_field["quantity"] = error.message
+        elif error.code == "REFUND_EXCEEDS_CAPTURED" and "amount" in known:
+            by_field["amount"] = error.message
         else:
             general.append(error.message)
     return by_field, general
@@ -329,27 +345,47 @@ async def orders_page(
     return render(request, "orders.html", context)
 
 
+# What a cancel does to the money, by the state it starts from (the button says so before it is pressed).
+CANCELLABLE = frozenset({"PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID"})
+_IDEMPOTENCY_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def _order_context(order: Order, **overrides: Any) -> dict[str, Any]:
+    """The order page: its timeline, and the forms that fit its state. The refund form gets a fresh
+    idempotency key per rendering, so a double click or a resubmitted form refunds once."""
+    context: dict[str, Any] = {
+        "order": order,
+        "timeline": payment_timeline(order),
+        "can_cancel": order.status in CANCELLABLE,
+        "refund_values": {"amount": format_cents(order.refundable_cents).replace(",", ""), "reason": ""},
+        "refund_errors": {},
+        "refund_problems": [],
+        "refund_key": uuid.uuid4().hex,
+    }
+    context.update(overrides)
+    return context
+
+
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 async def order_page(request: Request, gateway: AdminDep, order_id: str) -> Response:
     order = await gateway.order(order_id) if _ID.fullmatch(order_id) else None
     if order is None:
         return not_found(request, "Order")
-    return render(request, "order.html", {"order": order})
+    return render(request, "order.html", _order_context(order))
 
 
-def _report(request: Request, result: OrderResult, success: str) -> None:
-    codes = {error.code for error in result.errors}
-    if "PAYMENT_DECLINED" in codes and result.order is not None:
-        reason = result.order.payment_failure_code or "declined"
-        flash(request, f"Payment declined: {reason.replace('_', ' ')}.", "error")
-    elif result.errors:
-        flash(request, " ".join(error.message for error in result.errors), "error")
+def _report(request: Request, result: OrderResult, describe: Callable[[Order], str]) -> None:
+    if result.errors or result.order is None:
+        flash(request, " ".join(error.message for error in result.errors) or "Nothing was changed.", "error")
     else:
-        flash(request, success)
+        flash(request, describe(result.order))
 
 
 async def _order_action(
-    request: Request, order_id: str, act: Callable[[str], Awaitable[OrderResult]], success: str
+    request: Request,
+    order_id: str,
+    act: Callable[[str], Awaitable[OrderResult]],
+    describe: Callable[[Order], str],
 ) -> Response:
     await checked_form(request)
     if not _ID.fullmatch(order_id):
@@ -357,17 +393,74 @@ async def _order_action(
     result = await act(order_id)
     if result.order is None and any(error.code == "NOT_FOUND" for error in result.errors):
         return not_found(request, "Order")
-    _report(request, result, success)
+    _report(request, result, describe)
     return redirect(f"/orders/{order_id}")
+
+
+def _captured(order: Order) -> str:
+    return f"Payment captured: {format_cents(order.captured_cents)} charged, the order is paid."
+
+
+def _cancelled(order: Order) -> str:
+    if order.captured_cents:
+        owed = order.captured_cents - order.refunded_cents
+        money = (
+            f"{format_cents(order.refunded_cents)} refunded to the card"
+            if not owed
+            else f"the refund of {format_cents(owed)} is being retried"
+        )
+    elif order.authorized_cents:
+        money = "the card's authorization is voided"
+    else:
+        money = "no card was authorized"
+    return f"The order is cancelled: {money}; its stock is back."
 
 
 @router.post("/orders/{order_id}/capture")
 async def capture_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
-    return await _order_action(
-        request, order_id, gateway.capture_payment, "Payment captured: the order is paid."
-    )
+    return await _order_action(request, order_id, gateway.capture_payment, _captured)
 
 
 @router.post("/orders/{order_id}/cancel")
 async def cancel_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
-    return await _order_action(request, order_id, gateway.cancel_order, "The order is cancelled.")
+    return await _order_action(request, order_id, gateway.cancel_order, _cancelled)
+
+
+@router.post("/orders/{order_id}/refund", response_class=HTMLResponse)
+async def refund_submit(request: Request, gateway: AdminDep, order_id: str) -> Response:
+    form = await checked_form(request)
+    order = await gateway.order(order_id) if _ID.fullmatch(order_id) else None
+    if order is None:
+        return not_found(request, "Order")
+    values = {key: _text(form, key) for key in ("amount", "reason")}
+    key = _text(form, "idempotency_key")
+    errors: dict[str, str] = {}
+    amount, reason = 0, ""
+    try:
+        amount = parse_refund_amount(values["amount"], refundable_cents=order.refundable_cents)
+    except FieldError as exc:
+        errors["amount"] = exc.message
+    try:
+        reason = parse_reason(values["reason"])
+    except FieldError as exc:
+        errors["reason"] = exc.message
+    problems: list[str] = []
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        problems.append("This form is not valid any more. Nothing was refunded; please try again.")
+    if errors or problems:
+        # Nothing was sent: the same key may go with the corrected form.
+        keep = {"refund_key": key} if not problems else {}
+        context = _order_context(
+            order, refund_values=values, refund_errors=errors, refund_problems=problems, **keep
+        )
+        return render(request, "order.html", context, status_code=422)
+    result = await gateway.refund_payment(order_id, amount_cents=amount, reason=reason, idempotency_key=key)
+    if result.order is not None and not result.errors:
+        flash(request, f"Refunded {format_cents(amount)} ({reason}).")
+        return redirect(f"/orders/{order_id}")
+    errors, problems = _place_errors(result.errors, {"amount", "reason"})
+    if not errors and not problems:
+        problems = ["Nothing was refunded."]
+    fresh = result.order or order
+    context = _order_context(fresh, refund_values=values, refund_errors=errors, refund_problems=problems)
+    return render(request, "order.html", context, status_code=409 if result.errors else 422)

@@ -5,10 +5,14 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Span
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -23,13 +27,14 @@ from gateway.clients.orders import OrdersClient
 from gateway.clients.payments import PaymentsClient
 from gateway.context import get_context
 from gateway.errors import TopLevelCode
+from gateway.order_tokens import OrderTokens, derived_secret
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
 from servicekit.middleware import RequestContextMiddleware
-from servicekit.tracing import instrument_engine, setup_tracing, shutdown_tracing
+from servicekit.tracing import EXCLUDED_URLS, instrument_engine, setup_tracing, shutdown_tracing
 
 log = structlog.get_logger()
 
@@ -125,11 +130,33 @@ class PlainErrorsAsGraphQL:
         await self.app(scope, receive, rewriting_send)
 
 
+# Attributes in which the HTTP instrumentation records the request's URL, query string included.
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.full", "url.query")
+
+
+def redact_query_string(span: Span, scope: dict[str, Any]) -> None:
+    """GraphQL over GET carries its document and variables in the query string, which the HTTP
+    instrumentation records on the server span: a card number sent that way would sit in every trace store.
+    The span keeps the path (the operation is in the metrics, by root field)."""
+    if not scope.get("query_string") or not span.is_recording():
+        return
+    recorded = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = recorded.get(key)
+        if isinstance(value, str):
+            kept = "" if key == "url.query" else value.split("?", 1)[0] + "?"
+            span.set_attribute(key, f"{kept}[redacted]")
+
+
 def create_app(
-    settings: GatewaySettings | None = None, *, transports: dict[str, httpx.AsyncBaseTransport] | None = None
+    settings: GatewaySettings | None = None,
+    *,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     """``transports`` (by upstream name: inventory, orders, payments) replaces the network, for tests that
-    stand in for an upstream (httpx.MockTransport) or count the calls made to it."""
+    stand in for an upstream (httpx.MockTransport) or count the calls made to it. ``span_exporter`` traces
+    into it (tests: InMemorySpanExporter); otherwise tracing follows OTEL_EXPORTER_OTLP_ENDPOINT."""
     settings = settings or GatewaySettings()
     transports = transports or {}
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
@@ -160,6 +187,10 @@ def create_app(
         app.state.orders = OrdersClient(http("orders", settings.orders_url))
         app.state.payments = PaymentsClient(http("payments", settings.payments_url))
         app.state.tokens = Tokens(secret, settings.jwt_ttl_s)
+        order_secret = settings.order_token_secret
+        app.state.order_tokens = OrderTokens(
+            order_secret.get_secret_value().encode() if order_secret else derived_secret(secret)
+        )
         app.state.limits = Limits(settings)
         try:
             yield
@@ -226,5 +257,16 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
-    setup_tracing(app, settings.service_name)
+    provider = setup_tracing(app, settings.service_name, exporter=span_exporter)
+    if provider is not None:
+        # Instrumented as the kit does every app, plus the hook (the kit's setup_tracing takes none).
+        # Uninstrumenting builds the middleware stack; it is built again, instrumented, on first request.
+        FastAPIInstrumentor.uninstrument_app(app)
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=EXCLUDED_URLS,
+            server_request_hook=redact_query_string,
+        )
+        app.middleware_stack = None
     return app

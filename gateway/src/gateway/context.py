@@ -10,8 +10,10 @@ from strawberry.fastapi import BaseContext
 from gateway.auth import Limits, Principal, Tokens, bearer_token
 from gateway.clients.inventory import InventoryClient
 from gateway.clients.orders import OrdersClient
+from gateway.clients.payments import PaymentsClient
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.loaders import Loaders, build_loaders
+from gateway.order_tokens import OrderTokens
 from gateway.settings import GatewaySettings
 
 
@@ -21,26 +23,40 @@ class Context(BaseContext):
     engine: AsyncEngine
     inventory: InventoryClient
     orders: OrdersClient
+    payments: PaymentsClient
     tokens: Tokens
+    order_tokens: OrderTokens
     limits: Limits
     loaders: Loaders
     client_address: str
     authorization: str | None
     _principal: Principal | None = field(default=None, init=False)
+    _signed_in_checked: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         super().__init__()
 
+    def principal(self) -> Principal | None:
+        """The signed-in caller; None without a token; UNAUTHENTICATED for a bad or expired one (a caller
+        who sent a token meant to be signed in, and should hear that it no longer is)."""
+        if not self._signed_in_checked:
+            token = bearer_token(self.authorization)
+            self._principal = self.tokens.verify(token) if token is not None else None
+            self._signed_in_checked = True
+        return self._principal
+
+    def is_admin(self) -> bool:
+        principal = self.principal()
+        return principal is not None and principal.role == "admin"
+
     def require_admin(self) -> Principal:
         """The signed-in admin, or UNAUTHENTICATED (no/bad/expired token) / FORBIDDEN (not an admin)."""
-        if self._principal is None:
-            token = bearer_token(self.authorization)
-            if token is None:
-                raise Unauthenticated()
-            self._principal = self.tokens.verify(token)
-        if self._principal.role != "admin":
+        principal = self.principal()
+        if principal is None:
+            raise Unauthenticated()
+        if principal.role != "admin":
             raise Forbidden()
-        return self._principal
+        return principal
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str:
@@ -61,9 +77,11 @@ async def get_context(request: Request) -> Context:
         engine=state.engine,
         inventory=state.inventory,
         orders=state.orders,
+        payments=state.payments,
         tokens=state.tokens,
+        order_tokens=state.order_tokens,
         limits=state.limits,
-        loaders=build_loaders(state.inventory),
+        loaders=build_loaders(state.inventory, state.payments),
         client_address=client_address(request, state.settings.trusted_proxies),
         authorization=request.headers.get("authorization"),
     )

@@ -22,6 +22,13 @@ class ErrorCode(Enum):
     PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
     ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
     ORDER_NOT_CAPTURABLE = "ORDER_NOT_CAPTURABLE"
+    ORDER_EXPIRED = "ORDER_EXPIRED"
+    ORDER_NOT_AUTHORIZABLE = "ORDER_NOT_AUTHORIZABLE"
+    ORDER_NOT_AUTHORIZED = "ORDER_NOT_AUTHORIZED"
+    ORDER_NOT_REFUNDABLE = "ORDER_NOT_REFUNDABLE"
+    REFUND_EXCEEDS_CAPTURED = "REFUND_EXCEEDS_CAPTURED"
+    INVALID_CARD = "INVALID_CARD"
+    AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
@@ -35,10 +42,18 @@ UPSTREAM_CODES: dict[str, ErrorCode] = {
     "invalid_quantity": ErrorCode.INVALID_QUANTITY,
     "validation_error": ErrorCode.INVALID_INPUT,
     "idempotency_key_invalid": ErrorCode.INVALID_INPUT,
+    "idempotency_key_missing": ErrorCode.INVALID_INPUT,
     "product_not_found": ErrorCode.NOT_FOUND,
     "order_not_found": ErrorCode.NOT_FOUND,
     "order_not_cancellable": ErrorCode.ORDER_NOT_CANCELLABLE,
     "order_not_capturable": ErrorCode.ORDER_NOT_CAPTURABLE,
+    "order_expired": ErrorCode.ORDER_EXPIRED,
+    "order_not_authorizable": ErrorCode.ORDER_NOT_AUTHORIZABLE,
+    "order_not_authorized": ErrorCode.ORDER_NOT_AUTHORIZED,
+    "order_not_refundable": ErrorCode.ORDER_NOT_REFUNDABLE,
+    "refund_exceeds_captured": ErrorCode.REFUND_EXCEEDS_CAPTURED,
+    "invalid_card": ErrorCode.INVALID_CARD,
+    "authorization_expired": ErrorCode.AUTHORIZATION_EXPIRED,
     "payments_unavailable": ErrorCode.PAYMENT_UNAVAILABLE,
     "payments_rejected": ErrorCode.PAYMENT_UNAVAILABLE,
     "idempotency_key_reused": ErrorCode.IDEMPOTENCY_KEY_REUSED,

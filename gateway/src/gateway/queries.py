@@ -58,12 +58,25 @@ class Query:
         record = await info.context.loaders.product.load(product_id)
         return Product.from_record(record) if record else None
 
-    @strawberry.field(description="null when it does not exist")
-    async def order(self, info: strawberry.Info, id: strawberry.ID) -> Order | None:  # noqa: A002
+    @strawberry.field(
+        description="The order, for an admin or with the order's own accessToken (from placeOrder); null "
+        "otherwise, exactly as for an order that does not exist."
+    )
+    async def order(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,  # noqa: A002
+        access_token: str | None = strawberry.UNSET,
+    ) -> Order | None:
         order_id = parse_id(id)
         if order_id is None:
             return None
-        record = await info.context.orders.get_order(order_id)
+        context = info.context
+        token = access_token if isinstance(access_token, str) else None
+        # The token is checked before orders is asked, so a wrong one costs (and reveals) nothing.
+        if not context.is_admin() and not context.order_tokens.verify(order_id, token):
+            return None
+        record = await context.orders.get_order(order_id)
         return Order.from_record(record) if record else None
 
     @strawberry.field(

@@ -89,6 +89,13 @@ class ShapeErrors(SchemaExtension):
             result.errors = [shape_error(error) for error in result.errors]  # type: ignore[union-attr]
 
 
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Strawberry would log every error's message, and the message of a variable that does not coerce
+        quotes the value sent: a card number, a password. ShapeErrors logs the unexpected errors (without
+        variables); the client's own mistakes are in its response and in the metrics, never in the logs."""
+
+
 def build_schema(settings: GatewaySettings) -> strawberry.Schema:
     # The depth, alias and introspection rules are built once per schema and added by one AddValidationRules:
     # the limiter extensions would build a new rule class for every operation, and the validation cache,
@@ -110,7 +117,7 @@ def build_schema(settings: GatewaySettings) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=settings.document_cache_size),
     ]
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,

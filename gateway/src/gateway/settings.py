@@ -22,6 +22,9 @@ class GatewaySettings(DatabaseSettings):
     # No default secret: without one, a random secret is made per process (tokens then die with it).
     jwt_secret: SecretStr | None = None
     jwt_ttl_s: int = Field(default=3_600, ge=10, le=7 * 24 * 3_600)
+    # Signs the orders' access tokens (HMAC-SHA256 of "order:{id}"). Unset: derived from the JWT secret, so
+    # one secret to manage; set it to rotate order links apart from sign-ins. Changing it voids every link.
+    order_token_secret: SecretStr | None = None
 
     graphiql: bool = True
     introspection: bool = True
@@ -34,6 +37,8 @@ class GatewaySettings(DatabaseSettings):
 
     # `limits` rate-limit strings, moving window. Customers may share one NAT address: keep these generous.
     rate_limit_place_order: str = "120/minute"
+    # Each attempt asks the card processor: a low limit is what stops card testing through the shop.
+    rate_limit_authorize_payment: str = "30/minute"
     rate_limit_login: str = "10/minute"
     login_failures_per_username: str = "5/minute"
     login_failures_per_client: str = "20/minute"
@@ -44,10 +49,10 @@ class GatewaySettings(DatabaseSettings):
     # memory:// is per process; several gateway instances must share e.g. async+redis://host:6379
     rate_limit_storage_uri: str = "async+memory://"
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "order_token_secret")
     @classmethod
     def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
-        # RFC 7518 §3.2: an HS256 key has at least 256 bits.
+        # RFC 7518 §3.2: an HS256 key has at least 256 bits (and so has any HMAC-SHA256 key worth the name).
         if secret is not None and len(secret.get_secret_value().encode()) < 32:
-            raise ValueError("GATEWAY_JWT_SECRET must be at least 32 bytes")
+            raise ValueError("the secret must be at least 32 bytes")
         return secret

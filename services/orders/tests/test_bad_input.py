@@ -123,3 +123,33 @@ async def test_an_unknown_route_and_method_are_problem_json(client):
     wrong_method = await client.delete("/orders")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("authorize", {}),
+        ("authorize", {"card_number": 4242424242424242}),
+        ("authorize", {"card_number": "4242 4242 4242 4242", "amount_cents": 1}),
+        ("authorize", {"card_number": "4" * 41}),
+        ("refunds", {"amount_cents": "100"}),
+        ("refunds", {"amount_cents": 2**63}),
+        ("refunds", {"amount_cents": 100, "reason": 5}),
+    ],
+)
+async def test_bad_action_bodies_are_422_and_never_echo_the_card(client, db, make_product, action, body):
+    product = await make_product(stock=5)
+    order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()[
+        "orderId"
+    ]
+    before = (await client.get(f"/orders/{order_id}")).json()
+
+    response = await client.post(
+        f"/orders/{order_id}/{action}", json=body, headers={"Idempotency-Key": "k-bad"}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert "4242" not in response.text
+    assert "4444" not in response.text
+    assert (await client.get(f"/orders/{order_id}")).json() == before

@@ -100,15 +100,40 @@ async def test_an_expired_key_is_treated_as_new(client, db, make_product):
     await db.execute(
         "UPDATE orders.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1", key
     )
-    # The order made with it keeps the key; an expired key is released for reuse, so clear it as
-    # pruning would.
-    await db.execute("UPDATE orders.orders SET idempotency_key = NULL WHERE idempotency_key = $1", key)
 
     again = await client.post("/orders", json=order_body(product), headers={"Idempotency-Key": key})
 
     assert again.status_code == 201
     assert "Idempotent-Replayed" not in again.headers
     assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product) == 3
+
+
+@pytest.mark.parametrize("pruned", [False, True], ids=["expired", "expired-and-pruned"])
+async def test_a_key_reused_after_its_ttl_with_another_body_makes_a_new_order_never_the_old_one(
+    client, db, make_product, pruned
+):
+    """Issue 11: the order row kept its key forever, so the new claim collided with it and was answered
+    with the old order. A new claim of a key is a new request."""
+    mug = await make_product(stock=5)
+    pen = await make_product(stock=5)
+    key = f"checkout-{uuid.uuid4()}"
+    first = await client.post("/orders", json=order_body(mug, 1), headers={"Idempotency-Key": key})
+    await db.execute(
+        "UPDATE orders.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1", key
+    )
+    if pruned:
+        await db.execute("DELETE FROM orders.idempotency_keys WHERE key = $1", key)
+
+    again = await client.post("/orders", json=order_body(pen, 2), headers={"Idempotency-Key": key})
+
+    assert again.status_code == 201, again.text
+    assert again.json()["orderId"] != first.json()["orderId"]
+    order = (await client.get(f"/orders/{again.json()['orderId']}")).json()
+    assert order["items"] == [{"product_id": pen, "qty": 2, "price_cents": 1_000}]
+    assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", mug) == 4
+    assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", pen) == 3
+    replay = await client.post("/orders", json=order_body(pen, 2), headers={"Idempotency-Key": key})
+    assert (replay.content, replay.headers["Idempotent-Replayed"]) == (again.content, "true")
 
 
 async def test_a_stale_in_flight_key_whose_order_was_made_answers_with_that_order(client, db, make_product):

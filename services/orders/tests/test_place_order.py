@@ -127,12 +127,13 @@ async def test_cancel_returns_stock_once_and_is_harmless_to_repeat(client, db, m
     assert await stock_of(db, product) == 5
 
 
-async def test_a_paid_order_cannot_be_cancelled(client, db, make_product):
+@pytest.mark.parametrize("final_status", ["EXPIRED", "REFUNDED"])
+async def test_an_expired_or_refunded_order_cannot_be_cancelled(client, db, make_product, final_status):
     product = await make_product(stock=5)
     order_id = (await client.post("/orders", json={"items": [{"productId": product, "qty": 1}]})).json()[
         "orderId"
     ]
-    await db.execute("UPDATE orders.orders SET status = 'PAID' WHERE id = $1", order_id)
+    await db.execute("UPDATE orders.orders SET status = $2 WHERE id = $1", order_id, final_status)
 
     response = await client.post(f"/orders/{order_id}/cancel")
 

@@ -1,26 +1,27 @@
-import uuid
+def metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
 
-import httpx
 
+async def test_authorizations_captures_voids_and_refunds_are_counted(api):
+    series = [
+        'lockstock_payment_authorizations_total{outcome="card_declined"}',
+        'lockstock_payment_authorizations_total{outcome="authorized"}',
+        "lockstock_payment_captures_total",
+        "lockstock_payment_voids_total",
+        "lockstock_payment_refunds_total",
+        "lockstock_payment_refunded_cents_total",
+    ]
+    before = (await api.client.get("/metrics")).text
 
-def test_charges_are_counted_by_outcome(payments_url):
-    def charge(amount: int) -> None:
-        response = httpx.post(
-            f"{payments_url}/charges",
-            json={"order_id": 990_000_000 + amount, "amount_cents": amount},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-        assert response.status_code == 201, response.text
+    await api.authorize(card_number=api.DECLINED_CARD)
+    captured = await api.captured(1_000)
+    await api.capture(captured["payment_id"])  # answered as it is: not a second capture
+    await api.refund(captured["payment_id"], 300)
+    await api.void((await api.authorized())["payment_id"])
 
-    before = httpx.get(f"{payments_url}/metrics").text
-    charge(1_002)  # the test card amount that is declined as card_declined
-    after = httpx.get(f"{payments_url}/metrics").text
-
-    def value(text: str, series: str) -> float:
-        for line in text.splitlines():
-            if line.startswith(series + " "):
-                return float(line.split()[-1])
-        return 0.0
-
-    series = 'lockstock_charges_total{outcome="card_declined"}'
-    assert value(after, series) == value(before, series) + 1
+    after = (await api.client.get("/metrics")).text
+    increments = [metric(after, name) - metric(before, name) for name in series]
+    assert increments == [1, 2, 1, 1, 1, 300]

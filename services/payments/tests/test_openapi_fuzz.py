@@ -2,13 +2,19 @@ from servicekit.testing import fuzz_openapi
 
 
 async def test_no_generated_request_makes_payments_fail_or_break_its_contract(payments_url, db):
-    last_charge = await db.fetchval("SELECT coalesce(max(id), 0) FROM payments.charges")
+    last_payment = await db.fetchval("SELECT coalesce(max(id), 0) FROM payments.payments")
     try:
         exercised = fuzz_openapi(payments_url, max_examples=20)
     finally:
-        # Generated charges name arbitrary order ids; tests run one at a time, so removing every charge made
-        # since the start keeps them from meeting an order another test creates later.
-        await db.execute("DELETE FROM payments.charges WHERE id > $1", last_charge)
-    assert "POST /charges" in exercised
-    assert "GET /charges/{charge_id}" in exercised
-    assert "GET /charges" in exercised
+        # Generated payments name arbitrary order ids; tests run one at a time, so removing every payment
+        # made since the start keeps them from meeting an order another test creates later.
+        await db.execute("DELETE FROM payments.refunds WHERE payment_id > $1", last_payment)
+        await db.execute("DELETE FROM payments.payments WHERE id > $1", last_payment)
+    assert set(exercised) >= {
+        "POST /payments",
+        "POST /payments/{payment_id}/capture",
+        "POST /payments/{payment_id}/void",
+        "POST /payments/{payment_id}/refunds",
+        "GET /payments/{payment_id}",
+        "GET /payments",
+    }

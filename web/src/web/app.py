@@ -23,6 +23,7 @@ from servicekit.metrics import instrument_app
 from servicekit.middleware import RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
 from web.cart import Signer, format_price, stock_label
+from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
 from web.routes import CSRF_PROTECTED_PATHS, router
 from web.settings import WebSettings, resolve_secret_key
@@ -34,6 +35,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
 templates.env.filters["price"] = format_price
 templates.env.filters["stock_label"] = stock_label
+templates.env.filters["order_status"] = status_label
 
 _ERROR_TITLES = {
     400: "That request did not make sense",

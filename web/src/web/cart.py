@@ -15,7 +15,6 @@ MAX_QTY_PER_LINE = 99
 MAX_LINES = 25
 _CART_SALT = "lockstock.web.cart"
 _CHECKOUT_SALT = "lockstock.web.checkout"
-_ORDER_SALT = "lockstock.web.order"
 
 
 class FormInputError(ValueError):
@@ -119,8 +118,8 @@ class Cart:
 
 
 class Signer:
-    """Signs and verifies what the shop hands to the browser: the cart cookie, checkout snapshots and
-    order-confirmation links (so order numbers in URLs cannot be enumerated)."""
+    """Signs and verifies what the shop hands to the browser: the cart cookie and checkout snapshots.
+    (Order pages are opened by the gateway's order access token, not by anything signed here.)"""
 
     def __init__(self, secret_key: str) -> None:
         self._serializer = URLSafeSerializer(secret_key)
@@ -151,13 +150,3 @@ class Signer:
             return None
         cart = Cart.from_data(data.get("lines"))
         return (data["k"], cart) if not cart.is_empty else None
-
-    def dump_order(self, order_id: str) -> str:
-        return self._serializer.dumps(order_id, salt=_ORDER_SALT)
-
-    def load_order(self, token: str) -> str | None:
-        try:
-            order_id = self._serializer.loads(token, salt=_ORDER_SALT)
-        except (BadData, ValueError, TypeError):
-            return None
-        return order_id if isinstance(order_id, str) else None

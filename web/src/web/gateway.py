@@ -6,6 +6,7 @@ unreachable, slow, answering 5xx, or with top-level GraphQL errors) becomes a Ga
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -82,21 +83,68 @@ class OrderLine:
 
 
 @dataclass(frozen=True)
+class Address:
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    name: str | None
+    address: Address | None
+
+
+@dataclass(frozen=True)
+class Refund:
+    amount_cents: int
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     status: str
     total_cents: int
     items: list[OrderLine]
+    expires_at: datetime | None = None
+    authorized_cents: int = 0
+    captured_cents: int = 0
+    refunded_cents: int = 0
+    card_last4: str | None = None
+    payment_failure_code: str | None = None
+    customer: Customer | None = None
+    refunds: tuple[Refund, ...] = ()
+
+    @property
+    def product_ids(self) -> list[str]:
+        return [line.product.id for line in self.items]
 
 
 @dataclass(frozen=True)
 class PlaceOrderResult:
     order: Order | None
+    access_token: str | None
+    errors: list[UserError]
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order: Order | None
     errors: list[UserError]
 
 
 _PRODUCT_FIELDS = "id name priceCents stockQty"
-_ORDER_FIELDS = f"id status totalCents items {{ qty priceCents product {{ {_PRODUCT_FIELDS} }} }}"
+# The shopper's view of an order: what the order says about its money, never the payments behind it.
+_ORDER_FIELDS = (
+    "id status totalCents expiresAt authorizedCents capturedCents refundedCents cardLast4 paymentFailureCode "
+    "customer { email name address { line1 line2 city postalCode country } } "
+    "refunds { amountCents createdAt } "
+    f"items {{ qty priceCents product {{ {_PRODUCT_FIELDS} }} }}"
+)
 _USER_ERROR_FIELDS = "code field message productId requested available"
 
 PRODUCTS_QUERY = f"""
@@ -106,10 +154,16 @@ query Products($first: Int!, $after: String) {{
   }}
 }}"""
 PRODUCT_QUERY = f"query Product($id: ID!) {{ product(id: $id) {{ {_PRODUCT_FIELDS} }} }}"
-ORDER_QUERY = f"query Order($id: ID!) {{ order(id: $id) {{ {_ORDER_FIELDS} }} }}"
+ORDER_QUERY = (
+    f"query Order($id: ID!, $token: String) {{ order(id: $id, accessToken: $token) {{ {_ORDER_FIELDS} }} }}"
+)
 PLACE_ORDER_MUTATION = f"""
 mutation PlaceOrder($input: PlaceOrderInput!) {{
-  placeOrder(input: $input) {{ order {{ {_ORDER_FIELDS} }} errors {{ {_USER_ERROR_FIELDS} }} }}
+  placeOrder(input: $input) {{ order {{ {_ORDER_FIELDS} }} accessToken errors {{ {_USER_ERROR_FIELDS} }} }}
+}}"""
+AUTHORIZE_PAYMENT_MUTATION = f"""
+mutation AuthorizePayment($input: AuthorizePaymentInput!) {{
+  authorizePayment(input: $input) {{ order {{ {_ORDER_FIELDS} }} errors {{ {_USER_ERROR_FIELDS} }} }}
 }}"""
 # Cart pages read several products at once with aliases, a few per request to stay under the gateway's
 # alias limit.
@@ -125,6 +179,33 @@ def _product(data: dict[str, Any]) -> Product:
     )
 
 
+def _datetime(value: Any) -> datetime | None:
+    """An ISO date-time, always timezone-aware (UTC when the gateway gives none), so it compares with now."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _customer(data: dict[str, Any] | None) -> Customer | None:
+    if data is None:
+        return None
+    address = data.get("address")
+    return Customer(
+        email=str(data["email"]),
+        name=data.get("name"),
+        address=None
+        if address is None
+        else Address(
+            line1=str(address["line1"]),
+            line2=address.get("line2"),
+            city=str(address["city"]),
+            postal_code=str(address["postalCode"]),
+            country=str(address["country"]),
+        ),
+    )
+
+
 def _order(data: dict[str, Any]) -> Order:
     return Order(
         id=str(data["id"]),
@@ -136,6 +217,17 @@ def _order(data: dict[str, Any]) -> Order:
             )
             for item in data["items"]
         ],
+        expires_at=_datetime(data.get("expiresAt")),
+        authorized_cents=int(data.get("authorizedCents") or 0),
+        captured_cents=int(data.get("capturedCents") or 0),
+        refunded_cents=int(data.get("refundedCents") or 0),
+        card_last4=data.get("cardLast4"),
+        payment_failure_code=data.get("paymentFailureCode"),
+        customer=_customer(data.get("customer")),
+        refunds=tuple(
+            Refund(amount_cents=int(r["amountCents"]), created_at=_datetime(r.get("createdAt")))
+            for r in data.get("refunds") or []
+        ),
     )
 
 
@@ -223,22 +315,44 @@ class GatewayClient:
                     found[product.id] = product
         return found
 
-    async def order(self, order_id: str, *, request_id: str | None = None) -> Order | None:
-        data = await self.execute(ORDER_QUERY, {"id": order_id}, request_id=request_id)
+    async def order(self, order_id: str, access_token: str, *, request_id: str | None = None) -> Order | None:
+        """The order, if ``access_token`` is its own; None otherwise, exactly as for an order that does not
+        exist."""
+        data = await self.execute(ORDER_QUERY, {"id": order_id, "token": access_token}, request_id=request_id)
         return None if data["order"] is None else _order(data["order"])
 
     async def place_order(
-        self, lines: list[tuple[str, int]], idempotency_key: str, *, request_id: str | None = None
+        self,
+        lines: list[tuple[str, int]],
+        idempotency_key: str,
+        customer: dict[str, Any],
+        *,
+        request_id: str | None = None,
     ) -> PlaceOrderResult:
         variables = {
             "input": {
                 "items": [{"productId": pid, "qty": qty} for pid, qty in lines],
                 "idempotencyKey": idempotency_key,
+                "customer": customer,
             }
         }
         data = await self.execute(PLACE_ORDER_MUTATION, variables, request_id=request_id)
         payload = data["placeOrder"]
         return PlaceOrderResult(
+            order=None if payload.get("order") is None else _order(payload["order"]),
+            access_token=payload.get("accessToken"),
+            errors=[_user_error(e) for e in payload.get("errors") or []],
+        )
+
+    async def authorize_payment(
+        self, order_id: str, access_token: str, card_number: str, *, request_id: str | None = None
+    ) -> OrderResult:
+        """Asks for the order's total to be authorized on the card. A decline is an answer: the order
+        (PAYMENT_FAILED) with a PAYMENT_DECLINED error."""
+        variables = {"input": {"orderId": order_id, "accessToken": access_token, "cardNumber": card_number}}
+        data = await self.execute(AUTHORIZE_PAYMENT_MUTATION, variables, request_id=request_id)
+        payload = data["authorizePayment"]
+        return OrderResult(
             order=None if payload.get("order") is None else _order(payload["order"]),
             errors=[_user_error(e) for e in payload.get("errors") or []],
         )

@@ -8,7 +8,9 @@ import asyncio
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +26,17 @@ from web.cart import (
     parse_product_id,
     parse_quantity,
 )
-from web.gateway import GatewayClient, Order, Product, UserError
+from web.checkout import (
+    CARD_FIELD,
+    CUSTOMER_FIELDS,
+    DECLINE_MESSAGES,
+    TEST_CARDS,
+    form_field,
+    parse_card_number,
+    parse_customer,
+    time_left,
+)
+from web.gateway import GatewayClient, Order, OrderResult, Product, UserError
 from web.settings import WebSettings
 
 log = structlog.get_logger()
@@ -32,7 +44,7 @@ log = structlog.get_logger()
 router = APIRouter()
 
 # asgi-csrf refuses a POST to these paths without a valid token even when the browser sends no cookies at all.
-CSRF_PROTECTED_PATHS = frozenset({"/cart/add", "/cart/update", "/cart/remove", "/checkout"})
+CSRF_PROTECTED_PATHS = frozenset({"/cart/add", "/cart/update", "/cart/remove", "/checkout", "/checkout/pay"})
 
 _IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_\-=:.]{1,200}$")
@@ -263,9 +275,12 @@ async def _render_checkout(
     cart: Cart,
     *,
     problems: list[str] | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The summary with a fresh idempotency key: every rendering of this page is one potential order."""
+    """The summary and the form with a fresh idempotency key: every rendering of this page is one potential
+    order. What the shopper typed comes back in ``values`` (never the card number)."""
     lines, total, kept = await _cart_view(client, cart, request_id(request))
     if kept.is_empty:
         return RedirectResponse("/cart", status_code=303)
@@ -279,6 +294,9 @@ async def _render_checkout(
             "idempotency_key": key,
             "checkout_token": signer(request).dump_checkout(kept, key),
             "problems": problems or [],
+            "values": values or dict.fromkeys(CUSTOMER_FIELDS, ""),
+            "errors": errors or {},
+            "test_cards": TEST_CARDS,
             "cart_for_count": kept,
         },
         status_code=status_code,
@@ -291,7 +309,9 @@ async def _render_checkout(
 @router.post("/checkout")
 async def place_order(request: Request, client: GatewayDep, cart: CartDep) -> Response:
     """Places exactly the order the checkout page showed (its lines travel signed in the form), with that
-    page's idempotency key: a double click or a resubmitted form replays the same order, never a second."""
+    page's idempotency key: a double click or a resubmitted form replays the same order, never a second.
+    Then asks for the card to be authorized; whatever the card's answer, the order's own page says what
+    happened and what to do next (another card, or nothing: it will be charged when it ships)."""
     form = await _read_form(request)
     key = _field(form, "idempotency_key") or ""
     snapshot = signer(request).load_checkout(_field(form, "checkout_token"))
@@ -300,32 +320,96 @@ async def place_order(request: Request, client: GatewayDep, cart: CartDep) -> Re
             request, 400, "This checkout form is not valid any more. Please review your cart.", "/cart"
         )
     _, ordered = snapshot
+    base = cart if not cart.is_empty else ordered
+    values = {name: _field(form, name) or "" for name in CUSTOMER_FIELDS}
+    customer, errors = parse_customer(values)
+    card_number = ""
+    try:
+        card_number = parse_card_number(_field(form, CARD_FIELD))
+    except FormInputError as exc:
+        errors[CARD_FIELD] = str(exc)
+    if customer is None or errors:
+        log.info("checkout_form_refused", fields=sorted(errors))
+        return await _render_checkout(request, client, base, values=values, errors=errors, status_code=422)
     rid = request_id(request)
     settings: WebSettings = request.app.state.settings
     deadline = time.monotonic() + settings.checkout_in_use_deadline_s
     delay = 0.05
     while True:
-        result = await client.place_order(list(ordered.lines), key, request_id=rid)
+        result = await client.place_order(list(ordered.lines), key, customer.to_input(), request_id=rid)
         in_use = any(e.code == "IDEMPOTENCY_KEY_IN_USE" for e in result.errors)
         # The first click's request is still running: wait for it and replay its answer.
         if not in_use or time.monotonic() + delay > deadline:
             break
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
-    if result.order is not None and not result.errors:
-        log.info("checkout_order_placed", order_id=result.order.id, total_cents=result.order.total_cents)
-        response = RedirectResponse(f"/orders/{signer(request).dump_order(result.order.id)}", status_code=303)
-        # The cart is emptied of what was ordered; anything added in another tab since stays.
+    if result.order is None or result.errors or not result.access_token:
+        return await _checkout_refused(request, client, base, result.errors, values)
+    log.info("checkout_order_placed", order_id=result.order.id, total_cents=result.order.total_cents)
+    authorized = await client.authorize_payment(
+        result.order.id, result.access_token, card_number, request_id=rid
+    )
+    return await _after_authorize(request, client, cart, result.order.id, result.access_token, authorized)
+
+
+@router.post("/checkout/pay")
+async def pay_order(request: Request, client: GatewayDep, cart: CartDep) -> Response:
+    """Another card for an order whose card was declined: its reservation still holds until it expires."""
+    form = await _read_form(request)
+    order_id, token = _field(form, "order_id") or "", _field(form, "token") or ""
+    if not _is_order_link(order_id, token):
+        return _order_not_found(request)
+    try:
+        card_number = parse_card_number(_field(form, CARD_FIELD))
+    except FormInputError as exc:
+        order = await client.order(order_id, token, request_id=request_id(request))
+        if order is None:
+            return _order_not_found(request)
+        return _render_order(request, order, token, card_error=str(exc), status_code=422)
+    authorized = await client.authorize_payment(order_id, token, card_number, request_id=request_id(request))
+    return await _after_authorize(request, client, cart, order_id, token, authorized)
+
+
+async def _after_authorize(
+    request: Request, client: GatewayClient, cart: Cart, order_id: str, token: str, result: OrderResult
+) -> Response:
+    """To the order's page (POST/redirect/GET), which shows the outcome from the order itself; the cart is
+    emptied of the order's products only once the card is authorized, so a decline or an expiry keeps it."""
+    codes = {e.code for e in result.errors}
+    log.info("checkout_authorize_answered", order_id=order_id, codes=sorted(codes))
+    if "NOT_FOUND" in codes:
+        return _order_not_found(request)
+    if "INVALID_CARD" in codes or "PAYMENT_UNAVAILABLE" in codes:
+        order = result.order or await client.order(order_id, token, request_id=request_id(request))
+        if order is None:
+            return _order_not_found(request)
+        if "INVALID_CARD" in codes:
+            message = next((e.message for e in result.errors if e.code == "INVALID_CARD"), "")
+            return _render_order(
+                request, order, token, card_error=message or "That card number is not valid.", status_code=422
+            )
+        response = _render_order(
+            request,
+            order,
+            token,
+            problem="We could not reach the card processor just now. Nothing was charged and your items are "
+            "still reserved: please try again in a moment.",
+            status_code=503,
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+    response = RedirectResponse(order_path(order_id, token), status_code=303)
+    if result.order is not None and result.order.status in PAID_OR_AUTHORIZED:
         remaining = cart
-        for pid, _ in ordered.lines:
+        for pid in result.order.product_ids:
+            # Anything added in another tab since stays.
             remaining = remaining.remove(pid)
         set_cart_cookie(request, response, remaining)
-        return response
-    return await _checkout_refused(request, client, cart, ordered, result.errors)
+    return response
 
 
 async def _checkout_refused(
-    request: Request, client: GatewayClient, cart: Cart, ordered: Cart, errors: list[UserError]
+    request: Request, client: GatewayClient, base: Cart, errors: list[UserError], values: dict[str, str]
 ) -> Response:
     codes = {e.code for e in errors}
     log.info("checkout_refused", codes=sorted(codes))
@@ -346,22 +430,34 @@ async def _checkout_refused(
         ids = [e.product_id for e in errors if e.product_id]
         products = await client.products_by_id(ids, request_id=rid) if ids else {}
         problems = [_describe_stock_problem(e, products.get(e.product_id or "")) for e in errors]
-        base = cart if not cart.is_empty else ordered
-        return await _render_checkout(request, client, base, problems=problems, status_code=409)
+        return await _render_checkout(
+            request, client, base, problems=problems, values=values, status_code=409
+        )
     if "IDEMPOTENCY_KEY_REUSED" in codes:
-        base = cart if not cart.is_empty else ordered
         return await _render_checkout(
             request,
             client,
             base,
             problems=[
-                "Your cart changed after this checkout page was opened. "
-                "Please review it and place the order again."
+                "Your cart or your details changed after this checkout page was opened. "
+                "Please review them and place the order again."
             ],
+            values=values,
             status_code=409,
         )
-    messages = [e.message for e in errors] or ["The order could not be placed."]
-    return form_error(request, 422, " ".join(messages), back="/cart")
+    field_errors: dict[str, str] = {}
+    problems = []
+    for error in errors:
+        name = form_field(error.field)
+        if name is not None and name not in field_errors:
+            field_errors[name] = error.message
+        else:
+            problems.append(error.message)
+    if not field_errors and not problems:
+        problems = ["The order could not be placed."]
+    return await _render_checkout(
+        request, client, base, problems=problems, values=values, errors=field_errors, status_code=422
+    )
 
 
 def _describe_stock_problem(error: UserError, product: Product | None) -> str:
@@ -377,22 +473,77 @@ def _describe_stock_problem(error: UserError, product: Product | None) -> str:
     return f"Sorry, only {available} of {name} left{wanted}. Please lower the quantity in your cart."
 
 
-@router.get("/orders/{token}")
-async def order_confirmation(request: Request, token: str, client: GatewayDep) -> Response:
-    order_id = signer(request).load_order(token)
-    order: Order | None = None
-    if order_id is not None:
-        order = await client.order(order_id, request_id=request_id(request))
+# --- The order's own page, gated by its access token -------------------------------------------------------
+
+AWAITING_PAYMENT = frozenset({"PENDING", "PAYMENT_FAILED"})
+PAID_OR_AUTHORIZED = frozenset({"AUTHORIZED", "PAID"})
+_ORDER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_ACCESS_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{16,128}$")
+
+
+def order_path(order_id: str, token: str) -> str:
+    """The order's page: the access token is what opens it (order ids alone are enumerable)."""
+    return f"/orders/{order_id}?{urlencode({'token': token})}"
+
+
+def _is_order_link(order_id: str, token: str | None) -> bool:
+    return bool(_ORDER_ID.match(order_id) and token and _ACCESS_TOKEN.match(token))
+
+
+def _order_not_found(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Order not found",
+            "message": "We could not find that order. Please use the link from your order confirmation.",
+            "status": 404,
+            "back": "/",
+        },
+        status_code=404,
+    )
+
+
+def _render_order(
+    request: Request,
+    order: Order,
+    token: str,
+    *,
+    card_error: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    now = datetime.now(UTC)
+    awaiting = order.status in AWAITING_PAYMENT
+    # authorize refuses once expires_at has passed, swept or not: the page says so at the same moment.
+    lapsed = awaiting and order.expires_at is not None and order.expires_at <= now
+    context = {
+        "order": order,
+        "token": token,
+        "expired": order.status == "EXPIRED" or lapsed,
+        "awaiting_payment": awaiting and not lapsed,
+        "time_left": time_left(order.expires_at, now) if awaiting and order.expires_at else None,
+        "expires_label": order.expires_at.astimezone(UTC).strftime("%H:%M:%S UTC")
+        if order.expires_at
+        else None,
+        "decline": DECLINE_MESSAGES.get(order.payment_failure_code or "", DECLINE_MESSAGES["card_declined"])
+        if order.status == "PAYMENT_FAILED"
+        else None,
+        "card_error": card_error,
+        "problem": problem,
+        "test_cards": TEST_CARDS,
+    }
+    return render(request, "order.html", context, status_code=status_code)
+
+
+@router.get("/orders/{order_id}")
+async def order_status(
+    request: Request, order_id: str, client: GatewayDep, token: str | None = None
+) -> Response:
+    if not _is_order_link(order_id, token):
+        return _order_not_found(request)
+    assert token is not None
+    order = await client.order(order_id, token, request_id=request_id(request))
     if order is None:
-        return render(
-            request,
-            "error.html",
-            {
-                "title": "Order not found",
-                "message": "We could not find that order.",
-                "status": 404,
-                "back": "/",
-            },
-            status_code=404,
-        )
-    return render(request, "order.html", {"order": order})
+        return _order_not_found(request)
+    return _render_order(request, order, token)

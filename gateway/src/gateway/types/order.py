@@ -3,19 +3,24 @@ from enum import Enum
 
 import strawberry
 
-from gateway.clients.orders import OrderItemRecord, OrderRecord
+from gateway.clients.orders import OrderItemRecord, OrderRecord, RefundRecord
 from gateway.errors import UserError
+from gateway.types.customer import Customer, CustomerInput
 from gateway.types.page import PageInfo
+from gateway.types.payment import Payment
 from gateway.types.product import Product
 from gateway.types.scalars import Cents
 
 
-@strawberry.enum
+@strawberry.enum(description="See docs/adr/0004-order-and-payment-lifecycle.md for the transitions.")
 class OrderStatus(Enum):
     PENDING = "PENDING"
-    PAID = "PAID"
     PAYMENT_FAILED = "PAYMENT_FAILED"
+    AUTHORIZED = "AUTHORIZED"
+    PAID = "PAID"
+    REFUNDED = "REFUNDED"
     CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
 
 
 @strawberry.type
@@ -38,27 +43,71 @@ class OrderItem:
 
 
 @strawberry.type
+class Refund:
+    id: strawberry.ID
+    amount_cents: Cents
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: RefundRecord) -> "Refund":
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            amount_cents=Cents(record.amount_cents),
+            reason=record.reason,
+            created_at=record.created_at,
+        )
+
+
+@strawberry.type
 class Order:
     id: strawberry.ID
     status: OrderStatus
     total_cents: Cents
     items: list[OrderItem]
-    charge_id: strawberry.ID | None
-    payment_failure_code: str | None
+    expires_at: datetime | None = strawberry.field(
+        description="When the reservation lapses (PENDING and PAYMENT_FAILED only; null otherwise)"
+    )
+    authorized_cents: Cents
+    captured_cents: Cents
+    refunded_cents: Cents
+    card_last4: str | None
+    payment_failure_code: str | None = strawberry.field(
+        description="Why the last card was declined: card_declined or insufficient_funds"
+    )
     payment_attempts: int
+    customer: Customer | None
+    refunds: list[Refund]
     created_at: datetime
     updated_at: datetime
+    order_id: strawberry.Private[int]
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="Admin only: the order's payments, oldest first; [] for anyone else."
+    )
+    async def payments(self, info: strawberry.Info) -> list[Payment]:
+        if not info.context.is_admin():
+            return []
+        records = await info.context.loaders.payments.load(self.order_id)
+        return [Payment.from_record(record) for record in records]
 
     @classmethod
     def from_record(cls, record: OrderRecord) -> "Order":
         return cls(
             id=strawberry.ID(str(record.id)),
+            order_id=record.id,
             status=OrderStatus(record.status),
             total_cents=Cents(record.total_cents),
             items=[OrderItem.from_record(item) for item in record.items],
-            charge_id=strawberry.ID(str(record.charge_id)) if record.charge_id is not None else None,
+            expires_at=record.expires_at,
+            authorized_cents=Cents(record.authorized_cents),
+            captured_cents=Cents(record.captured_cents),
+            refunded_cents=Cents(record.refunded_cents),
+            card_last4=record.card_last4,
             payment_failure_code=record.payment_failure_code,
             payment_attempts=record.payment_attempts,
+            customer=Customer.from_record(record.customer) if record.customer else None,
+            refunds=[Refund.from_record(refund) for refund in record.refunds],
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
@@ -79,6 +128,11 @@ class OrderPayload:
 @strawberry.type
 class PlaceOrderPayload:
     order: Order | None = None
+    access_token: str | None = strawberry.field(
+        default=None,
+        description="The order's own key: authorizePayment and order(id, accessToken) need it. "
+        "The same for every replay of the same idempotencyKey.",
+    )
     errors: list[UserError]
 
 
@@ -92,3 +146,22 @@ class OrderLineInput:
 class PlaceOrderInput:
     items: list[OrderLineInput]
     idempotency_key: str | None = strawberry.UNSET
+    customer: CustomerInput | None = strawberry.UNSET
+
+
+@strawberry.input
+class AuthorizePaymentInput:
+    order_id: strawberry.ID
+    access_token: str
+    card_number: str = strawberry.field(
+        description="Digits, spaces or dashes. Test cards: 4242 4242 4242 4242 authorizes, "
+        "4000 0000 0000 0002 is declined, 4000 0000 0000 9995 has insufficient funds."
+    )
+
+
+@strawberry.input
+class RefundPaymentInput:
+    order_id: strawberry.ID
+    amount_cents: Cents
+    reason: str | None = strawberry.UNSET
+    idempotency_key: str

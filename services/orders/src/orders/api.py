@@ -4,7 +4,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, status
 from starlette.responses import JSONResponse, Response
 
 from orders import service
-from orders.schemas import OrderCreate, OrderPlaced, OrderRead, OrderStatus
+from orders.payments import PaymentsClient
+from orders.schemas import AuthorizeIn, OrderCreate, OrderPlaced, OrderRead, OrderStatus, RefundIn
+from orders.settings import OrdersSettings
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.idempotency import Claim, run_idempotently, validate_key
@@ -13,6 +15,16 @@ from servicekit.validation import MAX_ID, JsonBody
 router = APIRouter(tags=["orders"], responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The order's id")]
+
+
+def _settings(request: Request) -> OrdersSettings:
+    settings: OrdersSettings = request.app.state.settings
+    return settings
+
+
+def _payments(request: Request) -> PaymentsClient:
+    payments: PaymentsClient = request.app.state.payments
+    return payments
 
 
 @router.post("/orders", response_model=OrderPlaced, status_code=status.HTTP_201_CREATED)
@@ -25,11 +37,18 @@ async def place_order(
         Header(alias="Idempotency-Key", description="Optional; the same key and body make one order"),
     ] = None,
 ) -> Response:
+    """Reserve the stock (all lines or nothing) until ``expires_at`` (ORDERS_RESERVATION_TTL_S)."""
     key = validate_key(idempotency_key, required=False)
 
     async def handle(_claim: Claim | None) -> Response:
-        placed = await service.place_order(engine, body.items, idempotency_key=key)
-        return JSONResponse(placed.model_dump(), status_code=status.HTTP_201_CREATED)
+        placed = await service.place_order(
+            engine,
+            body.items,
+            reservation_s=_settings(request).reservation_ttl_s,
+            customer=body.customer,
+            idempotency_key=key,
+        )
+        return JSONResponse(placed.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
     return await run_idempotently(
         request.app.state.idempotency, request, key, body.model_dump(mode="json", by_alias=True), handle
@@ -55,17 +74,74 @@ async def list_orders(
 
 
 PAYMENTS_REFUSED: dict[int | str, dict[str, Any]] = {
-    502: {**PROBLEM_RESPONSES[503], "description": "Payments refused the charge request"}
+    502: {**PROBLEM_RESPONSES[503], "description": "Payments refused the request"}
 }
+
+
+@router.post("/orders/{order_id}/authorize", response_model=OrderRead, responses=PAYMENTS_REFUSED)
+async def authorize_payment(
+    request: Request, engine: EngineDep, order_id: OrderId, body: AuthorizeIn
+) -> OrderRead:
+    """Authorize the order's total on the card: AUTHORIZED, or PAYMENT_FAILED with the reason (authorize
+    again with another card). AUTHORIZED and PAID orders answer as they are; the card number is never stored
+    or logged."""
+    return await service.authorize_payment(
+        engine,
+        _payments(request),
+        order_id,
+        body.card_number,
+        budget_s=_settings(request).payments_budget_s,
+    )
 
 
 @router.post("/orders/{order_id}/capture", response_model=OrderRead, responses=PAYMENTS_REFUSED)
 async def capture_payment(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
-    """Charge the order's total through payments: PAID, or PAYMENT_FAILED with the reason (capture again to
-    make a new attempt). A PAID order is returned as it is; nothing is charged twice, whatever is retried."""
-    return await service.capture_payment(engine, request.app.state.payments, order_id)
+    """Capture the authorization in full (AUTHORIZED → PAID); PAID and REFUNDED answer as they are."""
+    return await service.capture_payment(
+        engine, _payments(request), order_id, budget_s=_settings(request).payments_budget_s
+    )
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderRead)
-async def cancel_order(engine: EngineDep, order_id: OrderId) -> OrderRead:
-    return await service.cancel_order(engine, order_id)
+@router.post("/orders/{order_id}/cancel", response_model=OrderRead, responses=PAYMENTS_REFUSED)
+async def cancel_order(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
+    """Stock back once; the authorization voided or the capture refunded (now, or by the reconciler)."""
+    return await service.cancel_order(
+        engine, _payments(request), order_id, budget_s=_settings(request).payments_budget_s
+    )
+
+
+@router.post(
+    "/orders/{order_id}/refunds",
+    response_model=OrderRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=PAYMENTS_REFUSED,
+)
+async def refund_payment(
+    request: Request,
+    engine: EngineDep,
+    order_id: OrderId,
+    body: RefundIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Required: the same key and body make one refund"),
+    ] = None,
+) -> Response:
+    """Refund part of a PAID order's capture; the whole remainder makes it REFUNDED. Refunds never restock."""
+    key = validate_key(idempotency_key, required=True)
+    assert key is not None
+
+    async def handle(_claim: Claim | None) -> Response:
+        order = await service.refund_payment(
+            engine,
+            _payments(request),
+            order_id,
+            amount_cents=body.amount_cents,
+            reason=body.reason,
+            client_key=key,
+            budget_s=_settings(request).payments_budget_s,
+        )
+        return JSONResponse(order.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
+
+    return await run_idempotently(
+        request.app.state.idempotency, request, key, body.model_dump(mode="json"), handle
+    )

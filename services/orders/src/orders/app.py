@@ -8,7 +8,9 @@ import httpx
 from fastapi import FastAPI
 
 from orders.api import router
+from orders.expiry import sweep_periodically
 from orders.payments import HttpPaymentsClient, RetryPolicy
+from orders.reconciler import reconcile_periodically
 from orders.settings import OrdersSettings
 from servicekit.app import create_service_app
 from servicekit.idempotency import IdempotencyStore, prune_periodically
@@ -42,18 +44,34 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
                 wait_jitter_s=settings.payments_retry_wait_jitter_s,
             ),
         )
+        tasks = [
+            pruner,
+            asyncio.create_task(sweep_periodically(app.state.engine, settings.expiry_sweep_interval_s)),
+            asyncio.create_task(
+                reconcile_periodically(
+                    app.state.engine,
+                    app.state.payments,
+                    settings.reconcile_interval_s,
+                    # settling one order takes a few calls (list, void or refund, list again)
+                    lease_s=3 * settings.payments_budget_s,
+                )
+            ),
+        ]
         try:
             yield
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await payments_http.aclose()
 
     return create_service_app(
         settings,
         title="lockstock orders",
-        description="Orders, row-locked stock, cancellation.",
+        description="Orders, row-locked stock with a reservation deadline, and the money lifecycle: "
+        "authorize, capture, cancel, refund, expiry, reconciliation.",
         routers=[router],
         lifespan=lifespan,
     )

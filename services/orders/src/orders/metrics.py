@@ -21,12 +21,45 @@ REFUSAL_REASONS = ("insufficient_stock", "unknown_product", "invalid_quantity")
 for _reason in REFUSAL_REASONS:  # every reason is a series from the start (0), so rates and panels show it
     ORDERS_REFUSED.labels(_reason)
 
-CAPTURES = Counter(
-    "lockstock_order_captures",
-    "Payment captures that moved an order, by outcome: paid, or the decline code (card_declined, …).",
+# The money lifecycle (ADR 0004). Each counts the transitions this process made happen.
+AUTHORIZATIONS = Counter(
+    "lockstock_order_authorizations",
+    "Card authorizations recorded on an order, by outcome: authorized, a decline code (card_declined, …), "
+    "or refused (invalid card, payments refused the request).",
     ["outcome"],
 )
-
-
-def capture_outcome(status: str, failure_code: str | None) -> str:
-    return "paid" if status == "PAID" else (failure_code or "declined")
+CAPTURES = Counter(
+    "lockstock_order_captures", "Authorizations captured (AUTHORIZED → PAID), by outcome.", ["outcome"]
+)
+VOIDS = Counter(
+    "lockstock_order_voids",
+    "Authorizations voided by orders, by kind: voided (a cancelled or expired order's), "
+    "closed_while_authorizing, stray_voided (a payment that is not the order's).",
+    ["kind"],
+)
+REFUNDS = Counter(
+    "lockstock_order_refunds",
+    "Refunds made, by kind: requested (POST /orders/{id}/refunds) or cancel (the remainder of a cancelled "
+    "order's capture).",
+    ["kind"],
+)
+EXPIRIES = Counter("lockstock_order_expiries", "Reservations expired by the sweeper (stock given back).")
+RECONCILER_FIXES = Counter(
+    "lockstock_order_reconciler_fixes",
+    "Gaps the reconciler closed, by kind: authorization_applied, decline_recorded, capture_applied, "
+    "money_synced, voided, refunded, stray_voided, stray_refunded.",
+    ["kind"],
+)
+RECONCILE_FIX_KINDS = (
+    "authorization_applied",
+    "decline_recorded",
+    "capture_applied",
+    "money_synced",
+    "voided",
+    "refunded",
+    "stray_voided",
+    "stray_refunded",
+)
+for _kind in RECONCILE_FIX_KINDS:
+    RECONCILER_FIXES.labels(_kind)
+CAPTURES.labels("paid")

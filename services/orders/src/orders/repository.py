@@ -3,12 +3,11 @@
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-from orders.payments import Charge
 
 # ---------------------------------------------------------------------------------------------------------
 # The order transaction, for an interviewer.
@@ -32,6 +31,11 @@ from orders.payments import Charge
 #      rows we already hold. CHECK (stock_qty >= 0) on the table is the last line of defence.
 #   4. It returns the new order, or, when refused, each line's requested and available quantities so the
 #      caller can say exactly what was short. Nothing was written; the locks go when the statement ends.
+# The order row also gets its reservation deadline (`expires_at`, after which the sweeper gives the stock
+# back), the customer snapshot, and, with an Idempotency-Key, the key *and the claim's created_at*: the key
+# row is claimed before this statement runs, so reading its created_at costs no round trip, and the pair
+# (key, claim) is unique. A retry of the same claim collides and finds its order; a new claim of the key
+# after its TTL is a new request and makes a new order, never another request's.
 # READ COMMITTED plus explicit row locks is enough here: the only shared state is the locked rows, so
 # SERIALIZABLE would add retries without adding safety (`task demo:race` shows the strategies side by side).
 # ---------------------------------------------------------------------------------------------------------
@@ -60,9 +64,15 @@ PLACE_ORDER = text(
           FROM lines
     ),
     new_order AS (
-        INSERT INTO orders.orders (status, total_cents, idempotency_key)
-        SELECT 'PENDING', total_cents, CAST(:idempotency_key AS text) FROM verdict WHERE ok
-        RETURNING id, status, total_cents
+        INSERT INTO orders.orders
+               (status, total_cents, idempotency_key, idempotency_claimed_at, expires_at, customer)
+        SELECT 'PENDING', total_cents, CAST(:idempotency_key AS text),
+               (SELECT k.created_at FROM orders.idempotency_keys AS k
+                 WHERE k.key = CAST(:idempotency_key AS text)),
+               now() + make_interval(secs => CAST(:reservation_s AS float8)),
+               CAST(CAST(:customer AS text) AS jsonb)
+          FROM verdict WHERE ok
+        RETURNING id, status, total_cents, expires_at
     ),
     new_items AS (
         INSERT INTO orders.order_items (order_id, product_id, qty, price_cents)
@@ -74,7 +84,7 @@ PLACE_ORDER = text(
           FROM lines AS l
          WHERE p.id = l.product_id AND (SELECT ok FROM verdict)
     )
-    SELECT o.id AS order_id, o.status, o.total_cents,
+    SELECT o.id AS order_id, o.status, o.total_cents, o.expires_at,
            CASE WHEN o.id IS NULL THEN
                (SELECT json_agg(json_build_object('product_id', product_id, 'requested', qty,
                                                   'available', available))
@@ -85,18 +95,17 @@ PLACE_ORDER = text(
     """
 )
 
-# Cancelling gives stock back exactly once: the conditional UPDATE moves the order out of a cancellable
-# state, and only the statement that did so restocks. A concurrent cancel waits on the order row, then
-# re-checks the status, finds CANCELLED and restocks nothing. Products are locked in id order, as above.
-CANCEL_ORDER = text(
-    """
-    WITH cancelled AS (
-        UPDATE orders.orders SET status = 'CANCELLED', updated_at = now()
-         WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED')
-        RETURNING id
-    ),
+
+# The statement that moved an order to CANCELLED or EXPIRED is the only one that restocks it, so stock comes
+# back exactly once: a concurrent cancel waits on the order row, re-checks the status, finds it moved and
+# restocks nothing. Products are locked in id order, as above, and each product's units are summed first
+# (an UPDATE … FROM applies one matching row per target row, so two orders' lines for one product would
+# otherwise restock once).
+_RESTOCK = """
     items AS MATERIALIZED (
-        SELECT i.product_id, i.qty FROM orders.order_items AS i JOIN cancelled AS c ON c.id = i.order_id
+        SELECT i.product_id, CAST(sum(i.qty) AS integer) AS qty
+          FROM orders.order_items AS i JOIN moved AS m ON m.id = i.order_id
+         GROUP BY i.product_id
     ),
     locked AS MATERIALIZED (
         SELECT p.id FROM inventory.products AS p
@@ -111,16 +120,59 @@ CANCEL_ORDER = text(
          WHERE p.id = i.product_id
         RETURNING p.id
     )
-    SELECT (SELECT id FROM cancelled) AS cancelled_id, (SELECT count(*) FROM restocked) AS restocked
+"""
+
+# Cancel also sets reconcile_at: money may be held for the order (an authorization, a capture, or a call to
+# payments still in flight), and the reconciler voids or refunds whatever the cancel itself cannot.
+CANCEL_ORDER = text(
+    f"""
+    WITH moved AS (
+        UPDATE orders.orders
+           SET status = 'CANCELLED', updated_at = now(),
+               reconcile_at = GREATEST(reconcile_at, now() + make_interval(secs => CAST(:budget_s AS float8)))
+         WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED', 'AUTHORIZED', 'PAID')
+        RETURNING id
+    ),
+    {_RESTOCK}
+    SELECT (SELECT id FROM moved) AS cancelled_id, (SELECT count(*) FROM restocked) AS restocked
+    """
+)
+
+# The expiry sweep: claim a batch of overdue reservations with SKIP LOCKED (another sweeper, a cancel or an
+# authorize holding a row is simply passed over: whoever holds it decides), expire them and restock, all in
+# one statement. An order with a call to payments in flight keeps its reconcile_at, so the reconciler voids
+# an authorization that lands after the expiry.
+EXPIRE_ORDERS = text(
+    f"""
+    WITH due AS (
+        SELECT id FROM orders.orders
+         WHERE status IN ('PENDING', 'PAYMENT_FAILED') AND expires_at <= now()
+         ORDER BY expires_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED
+    ),
+    moved AS (
+        UPDATE orders.orders AS o SET status = 'EXPIRED', updated_at = now()
+          FROM due WHERE o.id = due.id AND o.status IN ('PENDING', 'PAYMENT_FAILED')
+        RETURNING o.id
+    ),
+    {_RESTOCK}
+    SELECT COALESCE((SELECT array_agg(id ORDER BY id) FROM moved), '{{}}') AS expired_ids,
+           (SELECT count(*) FROM restocked) AS restocked
     """
 )
 
 ORDER_COLUMNS = """
-    o.id, o.status, o.total_cents, o.payment_attempts, o.charge_id, o.payment_failure_code,
+    o.id, o.status, o.total_cents, o.payment_attempts, o.payment_id, o.payment_failure_code,
+    CASE WHEN o.status IN ('PENDING', 'PAYMENT_FAILED') THEN o.expires_at END AS expires_at,
+    o.authorized_cents, o.captured_cents, o.refunded_cents, o.card_last4, o.customer,
     o.created_at, o.updated_at,
     COALESCE((SELECT json_agg(json_build_object('product_id', i.product_id, 'qty', i.qty,
                                                 'price_cents', i.price_cents) ORDER BY i.product_id)
-                FROM orders.order_items AS i WHERE i.order_id = o.id), '[]') AS items
+                FROM orders.order_items AS i WHERE i.order_id = o.id), '[]') AS items,
+    COALESCE((SELECT json_agg(json_build_object('id', r.id, 'amount_cents', r.amount_cents,
+                                                'reason', r.reason, 'created_at', r.created_at) ORDER BY r.id)
+                FROM orders.refunds AS r WHERE r.order_id = o.id), '[]') AS refunds
 """
 
 
@@ -129,12 +181,22 @@ class PlaceOrderResult:
     order_id: int | None
     status: str | None
     total_cents: int | None
+    expires_at: datetime | None
     refused_lines: list[dict[str, Any]]
     lock_wait_s: float = 0.0
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 async def place_order(
-    conn: AsyncConnection, lines: Sequence[tuple[int, int]], idempotency_key: str | None
+    conn: AsyncConnection,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str | None,
+    *,
+    reservation_s: float,
+    customer: dict[str, Any] | None,
 ) -> PlaceOrderResult:
     """``lines``: (product_id, qty) pairs, product ids distinct and ascending."""
     row = (
@@ -144,29 +206,37 @@ async def place_order(
                 "product_ids": [product_id for product_id, _ in lines],
                 "qtys": [qty for _, qty in lines],
                 "idempotency_key": idempotency_key,
+                "reservation_s": reservation_s,
+                "customer": json.dumps(customer) if customer is not None else None,
             },
         )
     ).one()
-    refused = row.refused_lines
     return PlaceOrderResult(
         order_id=row.order_id,
         status=row.status,
         total_cents=row.total_cents,
-        refused_lines=json.loads(refused) if isinstance(refused, str) else (refused or []),
+        expires_at=row.expires_at,
+        refused_lines=_json(row.refused_lines) or [],
         lock_wait_s=float(row.lock_wait_s or 0.0),
     )
 
 
-async def cancel_order(conn: AsyncConnection, order_id: int) -> bool:
+async def cancel_order(conn: AsyncConnection, order_id: int, *, budget_s: float) -> bool:
     """True if this call moved the order to CANCELLED (and restocked it)."""
-    row = (await conn.execute(CANCEL_ORDER, {"order_id": order_id})).one()
+    row = (await conn.execute(CANCEL_ORDER, {"order_id": order_id, "budget_s": budget_s})).one()
     return row.cancelled_id is not None
+
+
+async def expire_orders(conn: AsyncConnection, *, limit: int) -> list[int]:
+    """Expire (and restock) up to ``limit`` overdue reservations nobody else holds; their ids."""
+    row = (await conn.execute(EXPIRE_ORDERS, {"limit": limit})).one()
+    return list(row.expired_ids)
 
 
 def _decode(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
-    if isinstance(data["items"], str):
-        data["items"] = json.loads(data["items"])
+    for column in ("items", "refunds", "customer"):
+        data[column] = _json(data[column])
     return data
 
 
@@ -179,10 +249,18 @@ async def get_order(session: AsyncSession | AsyncConnection, order_id: int) -> d
     return _decode(row) if row is not None else None
 
 
-async def get_order_by_idempotency_key(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
+async def get_order_by_idempotency_claim(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
+    """The order made under the key's *current* claim, if any (never one made under an expired claim)."""
     row = (
         await conn.execute(
-            text(f"SELECT {ORDER_COLUMNS} FROM orders.orders AS o WHERE o.idempotency_key = :key"),
+            text(
+                f"""
+                SELECT {ORDER_COLUMNS} FROM orders.orders AS o
+                  JOIN orders.idempotency_keys AS k
+                    ON k.key = o.idempotency_key AND k.created_at = o.idempotency_claimed_at
+                 WHERE o.idempotency_key = :key
+                """
+            ),
             {"key": key},
         )
     ).first()
@@ -210,14 +288,61 @@ async def list_orders(
     return [_decode(row) for row in rows]
 
 
-# Capture moves the order only from a capturable state, so whichever of several concurrent captures (or a
-# concurrent cancel) comes second changes nothing and reads the winner's outcome. A decline also checks the
-# attempt number, so one declined attempt counts once however many requests saw it.
-MARK_PAID = text(
+# ---------------------------------------------------------------------------------------------------------
+# Money transitions. Each is one conditional UPDATE: of two racing transitions exactly one moves the order,
+# the other changes nothing and reads the winner's outcome. Before orders calls payments, it pushes the
+# order's reconcile_at past the call's whole retry budget in the statement that checks the state; only the
+# reconciler clears it, after it has seen payments agree with the order (see orders.reconciler).
+# ---------------------------------------------------------------------------------------------------------
+BEGIN_PAYMENTS_CALL = text(
     """
     UPDATE orders.orders
-       SET status = 'PAID', charge_id = :charge_id, payment_failure_code = NULL, updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED')
+       SET reconcile_at = GREATEST(reconcile_at, now() + make_interval(secs => CAST(:budget_s AS float8)))
+     WHERE id = :order_id AND status = ANY (CAST(:statuses AS text[]))
+       AND (NOT CAST(:unexpired AS boolean) OR expires_at > now())
+    RETURNING payment_attempts, total_cents, payment_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class PaymentsCallClaim:
+    payment_attempts: int
+    total_cents: int
+    payment_id: int | None
+
+
+async def begin_payments_call(
+    conn: AsyncConnection,
+    order_id: int,
+    statuses: Sequence[str],
+    *,
+    budget_s: float,
+    unexpired: bool = False,
+) -> PaymentsCallClaim | None:
+    """Mark the order as having a call to payments in flight, if it is in one of ``statuses`` (and, with
+    ``unexpired``, its reservation has not passed). None: it is not, and nothing was marked."""
+    row = (
+        await conn.execute(
+            BEGIN_PAYMENTS_CALL,
+            {"order_id": order_id, "statuses": list(statuses), "budget_s": budget_s, "unexpired": unexpired},
+        )
+    ).first()
+    if row is None:
+        return None
+    return PaymentsCallClaim(row.payment_attempts, row.total_cents, row.payment_id)
+
+
+# Authorized by a payment of exactly the order's total, for the attempt it was made under (a decline or an
+# authorization for attempt n counts once however many requests saw it).
+MARK_AUTHORIZED = text(
+    """
+    UPDATE orders.orders
+       SET status = 'AUTHORIZED', payment_id = :payment_id, authorized_cents = :amount_cents,
+           card_last4 = :card_last4, payment_failure_code = NULL, payment_attempts = :attempt,
+           updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
+       AND total_cents = :amount_cents
     RETURNING id
     """
 )
@@ -225,30 +350,164 @@ MARK_PAYMENT_FAILED = text(
     """
     UPDATE orders.orders
        SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
-           charge_id = NULL, updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts = :attempt - 1
+           card_last4 = :card_last4, updated_at = now()
+     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
     RETURNING id
     """
 )
-# An order cancelled while its charge succeeded keeps the charge id, so the charge can be traced and refunded.
-RECORD_CHARGE_ON_CANCELLED = text(
+MARK_PAID = text(
     """
-    UPDATE orders.orders SET charge_id = :charge_id, updated_at = now()
-     WHERE id = :order_id AND status = 'CANCELLED' AND charge_id IS NULL
+    UPDATE orders.orders
+       SET status = 'PAID', captured_cents = :captured_cents, updated_at = now()
+     WHERE id = :order_id AND status = 'AUTHORIZED' AND payment_id IS NOT DISTINCT FROM :payment_id
+       AND total_cents = :captured_cents AND authorized_cents = :captured_cents
+    RETURNING id
     """
 )
 
 
-async def record_capture_outcome(
-    conn: AsyncConnection, order_id: int, attempt: int, charge: Charge | None
+async def mark_authorized(
+    conn: AsyncConnection,
+    order_id: int,
+    *,
+    attempt: int,
+    payment_id: int | None,
+    amount_cents: int,
+    card_last4: str | None,
 ) -> bool:
-    """Move the order by the charge's outcome (no charge: a free order, paid as it is). True if it moved."""
-    if charge is None or charge.succeeded:
-        paid = {"order_id": order_id, "charge_id": charge.charge_id if charge else None}
-        return (await conn.execute(MARK_PAID, paid)).first() is not None
-    failed = {"order_id": order_id, "attempt": attempt, "failure_code": charge.failure_code or "declined"}
-    return (await conn.execute(MARK_PAYMENT_FAILED, failed)).first() is not None
+    params = {
+        "order_id": order_id,
+        "attempt": attempt,
+        "payment_id": payment_id,
+        "amount_cents": amount_cents,
+        "card_last4": card_last4,
+    }
+    return (await conn.execute(MARK_AUTHORIZED, params)).first() is not None
 
 
-async def record_charge_on_cancelled(conn: AsyncConnection, order_id: int, charge_id: int | None) -> None:
-    await conn.execute(RECORD_CHARGE_ON_CANCELLED, {"order_id": order_id, "charge_id": charge_id})
+async def mark_payment_failed(
+    conn: AsyncConnection, order_id: int, *, attempt: int, failure_code: str, card_last4: str | None
+) -> bool:
+    params = {
+        "order_id": order_id,
+        "attempt": attempt,
+        "failure_code": failure_code,
+        "card_last4": card_last4,
+    }
+    return (await conn.execute(MARK_PAYMENT_FAILED, params)).first() is not None
+
+
+async def mark_paid(
+    conn: AsyncConnection, order_id: int, *, payment_id: int | None, captured_cents: int
+) -> bool:
+    params = {"order_id": order_id, "payment_id": payment_id, "captured_cents": captured_cents}
+    return (await conn.execute(MARK_PAID, params)).first() is not None
+
+
+# The order's money follows its own payment as payments reports it (captured and refunded only ever grow,
+# so GREATEST makes a late, older answer harmless), its refunds are recorded once each (by payments' refund
+# id; a client's reason and key are kept when its request is the one recording), and a PAID order refunded
+# in full becomes REFUNDED.
+RECORD_PAYMENT_STATE = text(
+    """
+    WITH recorded AS (
+        INSERT INTO orders.refunds AS r
+               (order_id, amount_cents, reason, idempotency_key, payment_refund_id, created_at)
+        SELECT :order_id, n.amount_cents,
+               CASE WHEN n.refund_id = :refund_id THEN CAST(:reason AS text) END,
+               CASE WHEN n.refund_id = :refund_id THEN CAST(:refund_key AS text) END,
+               n.refund_id, n.created_at
+          FROM jsonb_to_recordset(CAST(CAST(:refunds AS text) AS jsonb))
+               AS n (refund_id bigint, amount_cents bigint, created_at timestamptz)
+         WHERE EXISTS (SELECT 1 FROM orders.orders WHERE id = :order_id AND payment_id = :payment_id)
+        ON CONFLICT (payment_refund_id) DO UPDATE
+           SET reason = COALESCE(r.reason, EXCLUDED.reason),
+               idempotency_key = COALESCE(r.idempotency_key, EXCLUDED.idempotency_key)
+        RETURNING r.id
+    )
+    UPDATE orders.orders
+       SET captured_cents = GREATEST(captured_cents, :captured_cents),
+           refunded_cents = GREATEST(refunded_cents, :refunded_cents),
+           status = CASE WHEN status = 'PAID' AND GREATEST(refunded_cents, :refunded_cents) > 0
+                              AND GREATEST(refunded_cents, :refunded_cents)
+                                  = GREATEST(captured_cents, :captured_cents)
+                         THEN 'REFUNDED' ELSE status END,
+           updated_at = now()
+     WHERE id = :order_id AND payment_id = :payment_id
+    RETURNING status
+    """
+)
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    refund_id: int
+    amount_cents: int
+    created_at: datetime
+
+
+async def record_payment_state(
+    conn: AsyncConnection,
+    order_id: int,
+    *,
+    payment_id: int,
+    captured_cents: int,
+    refunded_cents: int,
+    refunds: Sequence[RefundRecord],
+    refund_id: int | None = None,
+    reason: str | None = None,
+    refund_key: str | None = None,
+) -> str | None:
+    """Bring the order's money in line with its payment; the order's status after it."""
+    payload = [
+        {"refund_id": r.refund_id, "amount_cents": r.amount_cents, "created_at": r.created_at.isoformat()}
+        for r in refunds
+    ]
+    row = (
+        await conn.execute(
+            RECORD_PAYMENT_STATE,
+            {
+                "order_id": order_id,
+                "payment_id": payment_id,
+                "captured_cents": captured_cents,
+                "refunded_cents": refunded_cents,
+                "refunds": json.dumps(payload),
+                "refund_id": refund_id,
+                "reason": reason,
+                "refund_key": refund_key,
+            },
+        )
+    ).first()
+    return row.status if row is not None else None
+
+
+# The reconciler's claim: due orders nobody else holds, leased (reconcile_at pushed forward) and committed
+# before anything is asked, so a second reconciler skips them and a crashed one's lease simply runs out.
+CLAIM_DUE = text(
+    """
+    UPDATE orders.orders AS o
+       SET reconcile_at = now() + make_interval(secs => CAST(:lease_s AS float8))
+      FROM (SELECT id FROM orders.orders
+             WHERE reconcile_at <= now() + make_interval(secs => CAST(:horizon_s AS float8))
+             ORDER BY reconcile_at
+             LIMIT :limit
+               FOR UPDATE SKIP LOCKED) AS due
+     WHERE o.id = due.id
+    RETURNING o.id, o.reconcile_at
+    """
+)
+FINISH_RECONCILE = text(
+    "UPDATE orders.orders SET reconcile_at = NULL WHERE id = :order_id AND reconcile_at = :lease RETURNING id"
+)
+
+
+async def claim_due(
+    conn: AsyncConnection, *, lease_s: float, horizon_s: float, limit: int
+) -> list[tuple[int, datetime]]:
+    rows = (await conn.execute(CLAIM_DUE, {"lease_s": lease_s, "horizon_s": horizon_s, "limit": limit})).all()
+    return [(row.id, row.reconcile_at) for row in rows]
+
+
+async def finish_reconcile(conn: AsyncConnection, order_id: int, lease: datetime) -> bool:
+    """Clear the order's reconcile_at, unless a call to payments began after this lease was taken."""
+    return (await conn.execute(FINISH_RECONCILE, {"order_id": order_id, "lease": lease})).first() is not None

@@ -1,14 +1,17 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, StringConstraints
 
 from servicekit.validation import MAX_ID
 
 MAX_QTY_PER_LINE = 1_000
 MAX_LINES = 100
+MAX_REFUND_REASON = 500
 
-OrderStatus = Literal["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]
+OrderStatus = Literal["PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID", "REFUNDED", "CANCELLED", "EXPIRED"]
+
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class OrderLineIn(BaseModel):
@@ -18,18 +21,55 @@ class OrderLineIn(BaseModel):
     qty: Annotated[StrictInt, Field(ge=1, le=MAX_QTY_PER_LINE)]
 
 
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line1: Text200
+    line2: Text200 | None = None
+    city: Text200
+    postal_code: Text200
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=True)]
+
+
+class Customer(BaseModel):
+    """Who to ship to and tell: a snapshot of what the shopper typed, stored with the order as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[EmailStr, Field(max_length=254)]
+    name: Text200 | None = None
+    address: Address | None = None
+
+
 class OrderCreate(BaseModel):
-    """Field names as the contract locked them: ``{items: [{productId, qty}]}``."""
+    """Field names as the contract locked them: ``{items: [{productId, qty}], customer?}``."""
 
     model_config = ConfigDict(extra="forbid")
 
     items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    customer: Customer | None = None
 
 
 class OrderPlaced(BaseModel):
     orderId: int  # noqa: N815 - the contract's spelling
     status: OrderStatus
     total_cents: int
+    expires_at: datetime | None
+
+
+class AuthorizeIn(BaseModel):
+    """The card number is passed through to payments once and never stored, logged or fingerprinted."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    card_number: Annotated[str, Field(min_length=1, max_length=40, repr=False)]
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: Annotated[StrictInt, Field(ge=1, le=2**62)]
+    reason: Annotated[str, Field(max_length=MAX_REFUND_REASON)] | None = None
 
 
 class OrderItemRead(BaseModel):
@@ -38,13 +78,27 @@ class OrderItemRead(BaseModel):
     price_cents: int
 
 
+class RefundRead(BaseModel):
+    id: int
+    amount_cents: int
+    reason: str | None
+    created_at: datetime
+
+
 class OrderRead(BaseModel):
     id: int
     status: OrderStatus
     total_cents: int
     items: list[OrderItemRead]
-    payment_attempts: int
-    charge_id: int | None
+    expires_at: datetime | None
+    authorized_cents: int
+    captured_cents: int
+    refunded_cents: int
+    card_last4: str | None
+    payment_id: int | None
     payment_failure_code: str | None
+    payment_attempts: int
+    customer: Customer | None
+    refunds: list[RefundRead]
     created_at: datetime
     updated_at: datetime

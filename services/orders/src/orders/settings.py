@@ -19,3 +19,15 @@ class OrdersSettings(DatabaseSettings):
     payments_retry_wait_initial_s: float = Field(default=0.1, ge=0, le=60)
     payments_retry_wait_max_s: float = Field(default=2.0, ge=0, le=60)
     payments_retry_wait_jitter_s: float = Field(default=0.2, ge=0, le=60)
+    # A placed order holds its stock this long unless it is authorized (then it no longer expires).
+    reservation_ttl_s: float = Field(default=900, gt=0, le=30 * 86_400)
+    expiry_sweep_interval_s: float = Field(default=5, gt=0, le=3_600)
+    reconcile_interval_s: float = Field(default=10, gt=0, le=3_600)
+    # An order whose call to payments began is reconciled once this long has passed after the call's whole
+    # retry budget (and each call's own timeout), unless the reconciler finds it settled first.
+    reconcile_margin_s: float = Field(default=5, ge=0, le=3_600)
+
+    @property
+    def payments_budget_s(self) -> float:
+        """The longest one call to payments (all its retries) can take, plus the margin."""
+        return self.payments_retry_timeout_s + self.payments_timeout_s + self.reconcile_margin_s

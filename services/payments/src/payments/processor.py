@@ -1,48 +1,78 @@
 """The card processor port, and a simulated processor behind it (the adapter pattern).
 
-Test amounts, in the spirit of Stripe's test cards, decline whatever the success rate:
+The simulated processor decides by card, like a real processor's test mode:
 
-    amount_cents % 100 == 2  (e.g. 1002)  → declined, failure code ``card_declined``
-    amount_cents % 100 == 5  (e.g. 2005)  → declined, failure code ``insufficient_funds``
+    4000 0000 0000 0002  → declined, failure code ``card_declined``
+    4000 0000 0000 9995  → declined, failure code ``insufficient_funds``
+    any other Luhn-valid number (e.g. 4242 4242 4242 4242) → authorized
 
-Any other amount succeeds, or with ``success_rate`` below 1 is declined (``card_declined``) at that rate.
+Capture, void and refund of a valid authorization always succeed; ``latency_s`` makes every call slow.
 """
 
 import asyncio
-import random
 from dataclasses import dataclass
 from typing import Protocol
 
-TEST_DECLINES = {2: "card_declined", 5: "insufficient_funds"}
+from payments.cards import Card
+
+TEST_DECLINES = {"4000000000000002": "card_declined", "4000000000009995": "insufficient_funds"}
 
 
 @dataclass(frozen=True)
-class ProcessorOutcome:
-    succeeded: bool
+class AuthorizationOutcome:
+    authorized: bool
     failure_code: str | None = None
 
 
-class PaymentProcessor(Protocol):
-    async def charge(self, reference: str, amount_cents: int) -> ProcessorOutcome:
-        """Charge ``amount_cents`` once per ``reference``.
+class ProcessorUnreachable(Exception):
+    """The processor's answer is unknown (timeout, connection lost). Asking again with the same reference
+    is safe: the processor returns the first outcome and never moves money twice."""
 
-        Like a real processor's own idempotency keys: asking again with the same reference returns the same
-        outcome and never charges twice, so a charge interrupted by a crash can be resumed safely.
-        """
+
+class PaymentProcessor(Protocol):
+    """Every call carries a reference that makes asking again safe, like a real processor's own
+    idempotency keys: ``authorization`` names one authorization (``payment-{id}``), ``reference`` one
+    refund (``refund-{id}``). A call interrupted by a crash can therefore be resumed, never repeated."""
+
+    async def authorize(self, authorization: str, card: Card, amount_cents: int) -> AuthorizationOutcome:
+        """Hold ``amount_cents`` on the card, or decline with a failure code."""
+        ...
+
+    async def capture(self, authorization: str, amount_cents: int) -> None:
+        """Take ``amount_cents`` (at most the authorized amount) of the authorization."""
+        ...
+
+    async def void(self, authorization: str) -> None:
+        """Release an authorization that was not captured."""
+        ...
+
+    async def refund(self, reference: str, authorization: str, amount_cents: int) -> None:
+        """Give back ``amount_cents`` of what the authorization captured."""
         ...
 
 
 class SimulatedProcessor:
-    def __init__(self, success_rate: float = 1.0, latency_s: float = 0.0) -> None:
-        self.success_rate = success_rate
+    """Stateless: every answer follows from the card, so asking again about the same authorization always
+    gives the same answer and holds nothing twice."""
+
+    def __init__(self, latency_s: float = 0.0) -> None:
         self.latency_s = latency_s
 
-    async def charge(self, reference: str, amount_cents: int) -> ProcessorOutcome:
+    async def _wait(self) -> None:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        if code := TEST_DECLINES.get(amount_cents % 100):
-            return ProcessorOutcome(succeeded=False, failure_code=code)
-        # Seeded by the reference, so asking again about the same charge gives the same answer.
-        if random.Random(reference).random() >= self.success_rate:
-            return ProcessorOutcome(succeeded=False, failure_code="card_declined")
-        return ProcessorOutcome(succeeded=True)
+
+    async def authorize(self, authorization: str, card: Card, amount_cents: int) -> AuthorizationOutcome:
+        await self._wait()
+        if code := TEST_DECLINES.get(card.number):
+            return AuthorizationOutcome(authorized=False, failure_code=code)
+        return AuthorizationOutcome(authorized=True)
+
+    async def capture(self, authorization: str, amount_cents: int) -> None:
+        await self._wait()
+
+    async def void(self, authorization: str) -> None:
+        await self._wait()
+
+    async def refund(self, reference: str, authorization: str, amount_cents: int) -> None:
+        await self._wait()
