@@ -142,7 +142,11 @@ def test_each_service_connects_as_its_own_role_and_reaches_its_upstreams_by_name
         assert url.scheme == "postgresql+asyncpg"
         assert url.username == SERVICE_ROLES[service]
         assert url.password == example[f"{service.upper()}_DB_PASSWORD"]
-        assert (url.hostname, url.port, url.path) == ("postgres", 5432, "/lockstock")
+        # Through pgbouncer in transaction mode, with the setting that makes that safe (ADR 0005).
+        assert (url.hostname, url.port, url.path) == ("pgbouncer", 6432, "/lockstock")
+        assert services[service]["environment"][f"{service.upper()}_DB_POOLER"] == "transaction"
+        assert services["pgbouncer"]["environment"][f"{service.upper()}_DB_PASSWORD"]
+    assert services["migrate"]["environment"]["DATABASE_URL"].endswith("@postgres:5432/lockstock")
     gateway = services["gateway"]["environment"]
     assert gateway["GATEWAY_INVENTORY_URL"] == "http://inventory:8001"
     assert gateway["GATEWAY_ORDERS_URL"] == "http://orders:8002"
@@ -286,6 +290,9 @@ def test_ci_workflow_lints_tests_and_pushes_one_image_per_app_from_main():
     assert "uv run task test" in steps["test"]
     assert "apt-get install" in steps["test"]
     assert "chromium" in steps["test"]
+    for package in ("pgbouncer", "haproxy", "redis-server"):  # tests/pooler, tests/replicas, shared limits
+        assert package in steps["test"]
+        assert package in (ROOT / ".ci/run").read_text()
     for name in ("lint", "test"):
         setup_uv = next(s for s in jobs[name]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv"))
         assert setup_uv["with"]["enable-cache"] is True

@@ -1,6 +1,7 @@
 """The settings every app shares; each app subclasses with its own env prefix."""
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class DatabaseSettings(KitSettings):
     # A request never waits forever on a row lock or a runaway query: it gets a 503 it can retry.
     db_lock_timeout_ms: int = Field(default=5_000, ge=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # "transaction" when a pooler in transaction mode (pgbouncer) sits between the app and PostgreSQL: a
+    # server connection then serves one transaction and goes back to the pool, so nothing may outlive a
+    # transaction on it (prepared statements, session settings). docs/adr/0005-pgbouncer-…pooling.md
+    db_pooler: Literal["none", "transaction"] = "none"
 
 
 class IdempotencySettings(DatabaseSettings):
