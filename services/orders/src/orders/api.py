@@ -47,6 +47,7 @@ async def place_order(
             reservation_s=_settings(request).reservation_ttl_s,
             customer=body.customer,
             idempotency_key=key,
+            batcher=request.app.state.batcher,
         )
         return JSONResponse(placed.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
