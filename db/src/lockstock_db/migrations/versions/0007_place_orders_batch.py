@@ -41,19 +41,38 @@ def upgrade() -> None:
         AS $$
         #variable_conflict use_column
         DECLARE
-            locked_ids bigint[];
-            stock      integer[];   -- as locked
-            prices     bigint[];
-            taken      integer[];   -- by the accepted orders so far
-            waited     float8;
-            first_line integer := 1;
-            last_line  integer;
-            pos        integer;
-            ok         boolean;
-            total      bigint;
-            claimed    timestamptz;
-            new_id     bigint;
-            existing   record;
+            orders_n     integer := COALESCE(cardinality(line_counts), 0);
+            locked_ids   bigint[];
+            stock        integer[];   -- as locked
+            prices       bigint[];
+            taken        integer[];   -- by the accepted orders so far
+            waited       float8;
+            first_line   integer := 1;
+            last_line    integer;
+            pos          integer;
+            ok           boolean;
+            total        bigint;
+            claimed      timestamptz;
+            existing     record;
+            refusal      json;
+            -- per order, in arrival order
+            accepted_as  integer[] := array_fill(NULL::integer, ARRAY[orders_n]);  -- k: the k-th accepted
+            refusals     json[] := array_fill(NULL::json, ARRAY[orders_n]);
+            replay_ids   bigint[] := array_fill(NULL::bigint, ARRAY[orders_n]);    -- an earlier order
+            replay_status text[] := array_fill(NULL::text, ARRAY[orders_n]);
+            replay_total bigint[] := array_fill(NULL::bigint, ARRAY[orders_n]);
+            replay_until timestamptz[] := array_fill(NULL::timestamptz, ARRAY[orders_n]);
+            -- per accepted order, and per line of the accepted orders
+            new_totals   bigint[] := '{}';
+            new_keys     text[] := '{}';
+            new_claims   timestamptz[] := '{}';
+            new_customers text[] := '{}';
+            item_of      integer[] := '{}';
+            item_product bigint[] := '{}';
+            item_qty     integer[] := '{}';
+            item_price   bigint[] := '{}';
+            new_ids      bigint[];
+            new_until    timestamptz[];
         BEGIN
             -- 1. Lock the union of the batch's products once, in ascending id order (as every statement
             --    that takes or gives back stock does, so batches and single orders never deadlock).
@@ -70,17 +89,14 @@ def upgrade() -> None:
             taken := array_fill(0, ARRAY[cardinality(locked_ids)]);
 
             -- 2. Decide each order on its own, all or nothing, in arrival order, against what the earlier
-            --    orders of the batch left.
-            FOR n IN 1 .. COALESCE(cardinality(line_counts), 0) LOOP
+            --    orders of the batch left. Only decisions here: the rows are written set-wise below.
+            FOR n IN 1 .. orders_n LOOP
                 last_line := first_line + line_counts[n] - 1;
-                order_index := n - 1;
-                lock_wait_s := waited;
-                replayed := false;
                 claimed := NULL;
                 IF idempotency_keys[n] IS NOT NULL THEN
                     SELECT k.created_at INTO claimed
                       FROM orders.idempotency_keys AS k WHERE k.key = idempotency_keys[n];
-                    -- The claim already made its order (a recovered claim, or the same claim twice in this
+                    -- The claim already made its order (a recovered claim, or the same claim earlier in this
                     -- batch): that order is the answer, and nothing more is taken.
                     SELECT o.id, o.status, o.total_cents,
                            CASE WHEN o.status IN ('PENDING', 'PAYMENT_FAILED') THEN o.expires_at END
@@ -90,13 +106,20 @@ def upgrade() -> None:
                      WHERE o.idempotency_key = idempotency_keys[n]
                        AND o.idempotency_claimed_at IS NOT DISTINCT FROM claimed;
                     IF FOUND THEN
-                        order_id := existing.id;
-                        status := existing.status;
-                        total_cents := existing.total_cents;
-                        expires_at := existing.expires_at;
-                        refused_lines := NULL;
-                        replayed := true;
-                        RETURN NEXT;
+                        replay_ids[n] := existing.id;
+                        replay_status[n] := existing.status;
+                        replay_total[n] := existing.total_cents;
+                        replay_until[n] := existing.expires_at;
+                        first_line := last_line + 1;
+                        CONTINUE;
+                    END IF;
+                    FOR k IN 1 .. cardinality(new_keys) LOOP
+                        IF new_keys[k] = idempotency_keys[n]
+                           AND new_claims[k] IS NOT DISTINCT FROM claimed THEN
+                            accepted_as[n] := -k;  -- a replay of the k-th accepted order of this batch
+                        END IF;
+                    END LOOP;
+                    IF accepted_as[n] IS NOT NULL THEN
                         first_line := last_line + 1;
                         CONTINUE;
                     END IF;
@@ -107,6 +130,7 @@ def upgrade() -> None:
                     pos := array_position(locked_ids, product_ids[i]);
                     IF pos IS NULL OR stock[pos] - taken[pos] < qtys[i] THEN
                         ok := false;
+                        EXIT;
                     END IF;
                 END LOOP;
 
@@ -116,21 +140,16 @@ def upgrade() -> None:
                         pos := array_position(locked_ids, product_ids[i]);
                         taken[pos] := taken[pos] + qtys[i];
                         total := total + qtys[i] * prices[pos];
+                        item_of := item_of || (cardinality(new_totals) + 1);
+                        item_product := item_product || product_ids[i];
+                        item_qty := item_qty || qtys[i];
+                        item_price := item_price || prices[pos];
                     END LOOP;
-                    INSERT INTO orders.orders AS o
-                           (status, total_cents, idempotency_key, idempotency_claimed_at, expires_at,
-                            customer)
-                    VALUES ('PENDING', total, idempotency_keys[n], claimed,
-                            now() + make_interval(secs => reservation_s), CAST(customers[n] AS jsonb))
-                    RETURNING o.id, o.expires_at INTO new_id, expires_at;
-                    INSERT INTO orders.order_items (order_id, product_id, qty, price_cents)
-                    SELECT new_id, product_ids[g.line], qtys[g.line],
-                           prices[array_position(locked_ids, product_ids[g.line])]
-                      FROM generate_series(first_line, last_line) AS g (line);
-                    order_id := new_id;
-                    status := 'PENDING';
-                    total_cents := total;
-                    refused_lines := NULL;
+                    new_totals := new_totals || total;
+                    new_keys := new_keys || idempotency_keys[n];
+                    new_claims := new_claims || claimed;
+                    new_customers := new_customers || customers[n];
+                    accepted_as[n] := cardinality(new_totals);
                 ELSE
                     -- Each line's request and what was left for this order (NULL: no such product).
                     SELECT json_agg(json_build_object(
@@ -138,22 +157,51 @@ def upgrade() -> None:
                                'available', stock[array_position(locked_ids, product_ids[g.line])]
                                             - taken[array_position(locked_ids, product_ids[g.line])])
                                ORDER BY g.line)
-                      INTO refused_lines
+                      INTO refusal
                       FROM generate_series(first_line, last_line) AS g (line);
-                    order_id := NULL;
-                    status := NULL;
-                    total_cents := NULL;
-                    expires_at := NULL;
+                    refusals[n] := refusal;
                 END IF;
-                RETURN NEXT;
                 first_line := last_line + 1;
             END LOOP;
 
-            -- 3. Take the stock: one UPDATE per product, whatever the number of orders that bought it.
+            -- 3. Write: the accepted orders in one INSERT (an identity hands out ascending ids in the order
+            --    rows are inserted, so the k-th id is the k-th accepted order's), their lines in another,
+            --    and each product's stock decremented once by what the whole batch took.
+            WITH inserted AS (
+                INSERT INTO orders.orders AS o
+                       (status, total_cents, idempotency_key, idempotency_claimed_at, expires_at, customer)
+                SELECT 'PENDING', a.total, a.key, a.claimed, now() + make_interval(secs => reservation_s),
+                       CAST(a.customer AS jsonb)
+                  FROM unnest(new_totals, new_keys, new_claims, new_customers) WITH ORDINALITY
+                       AS a (total, key, claimed, customer, k)
+                 ORDER BY a.k
+                RETURNING o.id, o.expires_at
+            )
+            SELECT COALESCE(array_agg(i.id ORDER BY i.id), '{}'),
+                   COALESCE(array_agg(i.expires_at ORDER BY i.id), '{}')
+              INTO new_ids, new_until
+              FROM inserted AS i;
+            INSERT INTO orders.order_items (order_id, product_id, qty, price_cents)
+            SELECT new_ids[l.k], l.product_id, l.qty, l.price
+              FROM unnest(item_of, item_product, item_qty, item_price) AS l (k, product_id, qty, price);
             UPDATE inventory.products AS p
                SET stock_qty = p.stock_qty - t.qty
               FROM unnest(locked_ids, taken) AS t (id, qty)
              WHERE p.id = t.id AND t.qty > 0;
+
+            -- 4. One row per order, in arrival order.
+            RETURN QUERY
+            SELECT n - 1,
+                   COALESCE(replay_ids[n], new_ids[abs(accepted_as[n])]),
+                   CASE WHEN replay_ids[n] IS NOT NULL THEN replay_status[n]
+                        WHEN accepted_as[n] IS NOT NULL THEN 'PENDING' END,
+                   COALESCE(replay_total[n], new_totals[abs(accepted_as[n])]),
+                   CASE WHEN replay_ids[n] IS NOT NULL THEN replay_until[n]
+                        ELSE new_until[abs(accepted_as[n])] END,
+                   refusals[n],
+                   replay_ids[n] IS NOT NULL OR COALESCE(accepted_as[n] < 0, false),
+                   waited
+              FROM generate_series(1, orders_n) AS n;
         END
         $$
         """
