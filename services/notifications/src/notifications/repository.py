@@ -125,6 +125,19 @@ async def retry_job(conn: AsyncConnection, job_id: int, *, run_at: datetime, err
     )
 
 
+async def release_jobs(conn: AsyncConnection, job_ids: Sequence[int], worker: str) -> None:
+    """Give back claimed jobs this worker will not get to (the claim's attempt is not counted)."""
+    await conn.execute(
+        text(
+            """
+            UPDATE notifications.jobs SET locked_until = NULL, attempts = attempts - 1
+             WHERE id = ANY (:ids) AND state = 'pending' AND locked_by = :worker
+            """
+        ),
+        {"ids": list(job_ids), "worker": worker},
+    )
+
+
 async def oldest_pending(conn: AsyncConnection) -> dict[str, float]:
     """Seconds since the oldest unhandled event occurred, per consumer, and 'dispatch' for the outbox."""
     result = await conn.execute(
@@ -369,6 +382,16 @@ async def record_attempt(
         },
     )
     return result.first() is not None
+
+
+async def release_deliveries(conn: AsyncConnection, delivery_ids: Sequence[int]) -> None:
+    await conn.execute(
+        text(
+            "UPDATE notifications.webhook_deliveries SET locked_until = NULL"
+            " WHERE id = ANY (:ids) AND status = 'pending'"
+        ),
+        {"ids": list(delivery_ids)},
+    )
 
 
 async def fail_delivery(conn: AsyncConnection, delivery_id: int, error: str, now: datetime) -> None:

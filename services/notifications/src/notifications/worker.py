@@ -13,6 +13,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -190,7 +191,16 @@ class Worker:
                 lease_s=self.settings.lease_s,
                 limit=self.settings.batch_size,
             )
-        for job in jobs:
+        # Stop taking jobs of this batch well before their lease runs out (a slow mail server): past it,
+        # another worker may take them too, and an email would go twice.
+        deadline = time.monotonic() + self.settings.lease_s / 2
+        for position, job in enumerate(jobs):
+            if time.monotonic() > deadline:
+                async with self.engine.begin() as conn:
+                    await repository.release_jobs(
+                        conn, [j["job_id"] for j in jobs[position:]], self.worker_id
+                    )
+                break
             event = Event.model_validate(job)
             try:
                 data = parse_data(event)
@@ -198,7 +208,11 @@ class Worker:
                 log.warning("event_invalid", consumer=consumer, event_id=str(event.event_id), error=str(exc))
                 await self._settle(job, consumer, event, "failed", f"invalid event: {exc}"[:1000])
                 continue
-            await self._handlers[consumer](job, event, data)
+            try:
+                await self._handlers[consumer](job, event, data)
+            except Exception as exc:  # a bug or a broken template must not block the aggregate forever
+                log.exception("event_handler_failed", consumer=consumer, event_id=str(event.event_id))
+                await self._retry(job, consumer, event, f"{type(exc).__name__}: {exc}")
         return len(jobs)
 
     async def _apply(
@@ -333,12 +347,20 @@ class Worker:
                 conn, now=self.clock.now(), lease_s=self.settings.lease_s, limit=self.settings.batch_size
             )
         gate = asyncio.Semaphore(self.settings.webhook_concurrency)
+        deadline = time.monotonic() + self.settings.lease_s / 2
+        released: list[int] = []
 
         async def one(delivery: dict[str, Any]) -> None:
             async with gate:
+                if time.monotonic() > deadline:  # as for jobs: never attempt past half the lease
+                    released.append(delivery["delivery_id"])
+                    return
                 await self._deliver_one(delivery)
 
         await asyncio.gather(*(one(d) for d in due))
+        if released:
+            async with self.engine.begin() as conn:
+                await repository.release_deliveries(conn, released)
         return len(due)
 
     async def _deliver_one(self, delivery: dict[str, Any]) -> None:
