@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # One image recipe for every lockstock app. APP is the workspace package to install and run:
-#   inventory | orders | payments | gateway | web | admin  (served by uvicorn on $PORT)
+#   inventory | orders | payments | notifications | gateway | web | admin  (served by uvicorn on $PORT)
 #   lockstock-db                                          (the migrate/seed job: `lockstock-db migrate`)
 #   docker build --build-arg APP=orders -t lockstock-orders .
 ARG PYTHON_VERSION=3.11
@@ -25,6 +25,7 @@ COPY libs/servicekit/pyproject.toml libs/servicekit/
 COPY services/inventory/pyproject.toml services/inventory/
 COPY services/orders/pyproject.toml services/orders/
 COPY services/payments/pyproject.toml services/payments/
+COPY services/notifications/pyproject.toml services/notifications/
 COPY db/pyproject.toml db/
 COPY gateway/pyproject.toml gateway/
 COPY web/pyproject.toml web/

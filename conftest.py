@@ -15,6 +15,8 @@ from gateway.settings import GatewaySettings
 from inventory.app import create_app as create_inventory_app
 from inventory.settings import InventorySettings
 from lockstock_db import database
+from notifications.app import create_app as create_notifications_app
+from notifications.settings import NotificationsSettings
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
@@ -59,6 +61,17 @@ def orders_url(service_database_urls: dict[str, str], payments_url: str) -> Iter
         database_url=service_database_urls["orders"], db_pool_size=20, payments_url=payments_url
     )
     with LiveServer(create_orders_app(settings)) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def notifications_url(service_database_urls: dict[str, str]) -> Iterator[str]:
+    """The notifications API (emails, webhooks, alerts, sales) without its worker: a test that needs events
+    consumed starts a worker of its own (see services/notifications/tests)."""
+    settings = NotificationsSettings(
+        database_url=service_database_urls["notifications"], worker_enabled=False
+    )
+    with LiveServer(create_notifications_app(settings)) as server:
         yield server.url
 
 

@@ -173,6 +173,43 @@ async def test_place_order_maps_the_input_to_orders_and_passes_the_idempotency_k
     assert all(call.headers.get("X-Request-ID") for call in upstreams.calls)
 
 
+async def test_place_order_asking_only_what_placing_answers_makes_one_call_to_orders(
+    gql: Gql, mocked_gateway_url: str, upstreams: Upstreams
+) -> None:
+    placed = {"orderId": 7, "status": "PENDING", "total_cents": 3_000, "expires_at": "2030-01-01T00:00:00Z"}
+
+    def orders(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json=placed)
+        return httpx.Response(200, json=ORDER)
+
+    upstreams.orders = orders
+    only_placed = """mutation($i: PlaceOrderInput!) { placeOrder(input: $i) {
+      order { id ...Placed } accessToken errors { code } } }
+      fragment Placed on Order { status totalCents expiresAt }"""
+    body = await gql(only_placed, {"i": {"items": [{"productId": "1", "qty": 1}]}}, url=mocked_gateway_url)
+    payload = body["data"]["placeOrder"]
+    assert payload["order"] == {
+        "id": "7",
+        "status": "PENDING",
+        "totalCents": 3_000,
+        "expiresAt": "2030-01-01T00:00:00+00:00",
+    }
+    assert payload["accessToken"]
+    assert [(call.method, call.url.path) for call in upstreams.calls] == [("POST", "/orders")]
+
+    upstreams.calls.clear()
+    # One field more (inside an inline fragment, even) and the order is read back for it.
+    more = """mutation($i: PlaceOrderInput!) { placeOrder(input: $i) {
+      order { id ... on Order { createdAt } } errors { code } } }"""
+    body = await gql(more, {"i": {"items": [{"productId": "1", "qty": 1}]}}, url=mocked_gateway_url)
+    assert body["data"]["placeOrder"]["order"]["createdAt"] == ORDER["created_at"].replace("Z", "+00:00")
+    assert [(call.method, call.url.path) for call in upstreams.calls] == [
+        ("POST", "/orders"),
+        ("GET", "/orders/7"),
+    ]
+
+
 async def test_the_request_id_travels_to_every_upstream(
     mocked_gateway_url: str, upstreams: Upstreams, http: httpx.AsyncClient, token_7: str
 ) -> None:

@@ -29,7 +29,7 @@ NCPU = os.cpu_count() or 1
 
 @dataclass
 class Measurement:
-    target: str  # pgbench-same-sql | pgbench-textbook | orders-http | gateway-graphql
+    target: str  # pgbench-same-sql | pgbench-textbook | orders-http[-single|-2p] | gateway-graphql[-2p]
     workload: str  # hot | spread
     concurrency: int
     generator: str
@@ -42,9 +42,13 @@ class Measurement:
     p99_ms: float
     generator_cpu_pct: float  # of the whole machine
     ratio: float | None = None  # ops / pgbench-same-sql ops, same workload and concurrency
+    ratio_to_orders: float | None = None  # gateway only: ops / orders REST with as many processes, same cell
     note: str = ""
     machine_cpu_pct: float = 0.0  # how busy the whole machine was (everyone's processes, not only ours)
-    app_cpu_pct: dict[str, float] = field(default_factory=dict)  # each app process, % of one core
+    app_cpu_pct: dict[str, float] = field(default_factory=dict)  # each app (all its processes), % of one core
+    app_cpu_ms_per_order: dict[str, float] = field(default_factory=dict)  # each app's CPU per order created
+    processes: int = 1  # of the app under load (orders, or the gateway and the orders behind it)
+    placement: str = ""  # the orders app's ORDERS_PLACEMENT (batched | single); "" for pgbench
     rounds_ops: list[float] = field(default_factory=list)  # orders/s of every round (the best is reported)
 
     def as_dict(self) -> dict[str, object]:
@@ -70,6 +74,13 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """A process's CPU and its descendants' (uvicorn's workers)."""
+    from bench.system import process_tree
+
+    return sum(process_cpu_seconds(each) for each in process_tree(pid))
+
+
 def cpu_snapshot(pids: dict[str, int]) -> CpuSnapshot:
     busy = total = 0.0
     try:
@@ -79,7 +90,7 @@ def cpu_snapshot(pids: dict[str, int]) -> CpuSnapshot:
     except (OSError, IndexError, ValueError):
         pass
     return CpuSnapshot(
-        time.perf_counter(), busy, total, {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        time.perf_counter(), busy, total, {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
     )
 
 
@@ -89,10 +100,12 @@ def attach_cpu(measurement: Measurement, before: CpuSnapshot, after: CpuSnapshot
         measurement.machine_cpu_pct = round(
             100 * (after.machine_busy - before.machine_busy) / (after.machine_total - before.machine_total), 1
         )
+    used = {name: after.processes[name] - before.processes.get(name, 0.0) for name in after.processes}
     if wall > 0:
-        measurement.app_cpu_pct = {
-            name: round(100 * (after.processes[name] - before.processes.get(name, 0.0)) / wall, 1)
-            for name in after.processes
+        measurement.app_cpu_pct = {name: round(100 * seconds / wall, 1) for name, seconds in used.items()}
+    if measurement.orders_created > 0:
+        measurement.app_cpu_ms_per_order = {
+            name: round(1000 * seconds / measurement.orders_created, 2) for name, seconds in used.items()
         }
 
 
@@ -118,10 +131,12 @@ def quantile(values: list[float], pct: int) -> float:
 
 
 def same_sql_script(product: str) -> str:
-    """PLACE_ORDER itself, its bind parameters turned into pgbench variables: one product, qty 1, no key."""
+    """PLACE_ORDER itself, its bind parameters turned into pgbench variables: one product, qty 1, no key, no
+    customer, the default reservation."""
     body = PLACE_ORDER.text
     body = body.replace(":product_ids", "ARRAY[CAST(:pid AS bigint)]").replace(":qtys", "ARRAY[1]")
-    body = body.replace(":idempotency_key", "NULL")
+    body = body.replace(":idempotency_key", "NULL").replace(":customer", "NULL")
+    body = body.replace(":reservation_s", "900")  # orders' default reservation
     assert re.search(r"(?<!:):(?!pid\b)[a-z_]+", body) is None, "an unconverted bind parameter is left"
     return f"\\set pid {product}\n{body.strip()};\n"
 

@@ -1,6 +1,7 @@
 """The bench's outputs: a rich table on screen, and JSON, a PNG chart and a markdown table on disk."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,27 @@ console = Console(width=None if Console().is_terminal else 150)
 LABELS = {
     "pgbench-same-sql": "pgbench, same SQL",
     "pgbench-textbook": "pgbench, textbook",
-    "orders-http": "orders, HTTP",
+    "orders-http-single": "orders, HTTP, single",
+    "orders-http": "orders, HTTP, batched",
     "gateway-graphql": "gateway, GraphQL",
 }
+
+
+def label(target: str) -> str:
+    """orders-http-2p -> "orders, HTTP, batched, 2 proc" (the multi-process targets are named by count)."""
+    found = re.fullmatch(r"(.+)-(\d+)p", target)
+    if found and found.group(1) in LABELS:
+        return f"{LABELS[found.group(1)]}, {found.group(2)} proc"
+    return LABELS.get(target, target)
+
+
+def path_apps(target: str) -> list[str]:
+    """The app processes on a target's path, by their key in the results (pgbench talks to PostgreSQL)."""
+    found = re.fullmatch(r"(orders-http|gateway-graphql)(?:-single|-(\d+)p)?", target)
+    if found is None:
+        return []
+    suffix = "-single" if target.endswith("-single") else (f"-{found.group(2)}p" if found.group(2) else "")
+    return (["gateway" + suffix] if found.group(1) == "gateway-graphql" else []) + ["orders" + suffix]
 
 
 def say(message: str) -> None:
@@ -25,11 +44,12 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
     out = []
     for m in results["results"]:
         ratio = m["ratio"]
+        to_orders = m.get("ratio_to_orders")
         out.append(
             [
                 m["workload"],
                 str(m["concurrency"]),
-                LABELS.get(m["target"], m["target"]),
+                label(m["target"]),
                 f"{m['ops']:,.0f}",
                 f"{m['p50_ms']:.1f}",
                 f"{m['p99_ms']:.1f}",
@@ -37,8 +57,10 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 "1.00"
                 if m["target"] == "pgbench-same-sql"
                 else (f"{ratio:.2f}" if ratio is not None else "–"),
+                f"{to_orders:.2f}" if to_orders is not None else "–",
                 f"{m['generator']} {m['generator_cpu_pct']:.0f}%",
                 app_cpu(m),
+                app_cpu_per_order(m),
                 f"{m.get('machine_cpu_pct', 0):.0f}%",
             ]
         )
@@ -46,10 +68,15 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
 
 
 def app_cpu(m: dict[str, Any]) -> str:
-    """The CPU of the app processes on the path (100% = one core); pgbench talks to PostgreSQL directly."""
+    """The CPU of the app processes on the path (100% = one core, all of an app's processes together)."""
     cpu = m.get("app_cpu_pct") or {}
-    names = {"orders-http": ["orders"], "gateway-graphql": ["gateway", "orders"]}.get(m["target"], [])
-    return ", ".join(f"{name} {cpu[name]:.0f}%" for name in names if name in cpu) or "–"
+    return ", ".join(f"{name} {cpu[name]:.0f}%" for name in path_apps(m["target"]) if name in cpu) or "–"
+
+
+def app_cpu_per_order(m: dict[str, Any]) -> str:
+    """Each app's CPU time per order created (all its processes together), whatever the rate."""
+    cpu = m.get("app_cpu_ms_per_order") or {}
+    return ", ".join(f"{name} {cpu[name]:.1f}" for name in path_apps(m["target"]) if name in cpu) or "–"
 
 
 HEADERS = [
@@ -61,10 +88,13 @@ HEADERS = [
     "p99 ms",
     "errors",
     "× pgbench",
+    "× orders",
     "load generator CPU",
     "app CPU (core=100%)",
+    "app CPU ms/order",
     "machine busy",
 ]
+LEFT = ("workload", "path", "load generator CPU", "app CPU (core=100%)", "app CPU ms/order")
 
 
 def scaling_lines(results: dict[str, Any]) -> list[str]:
@@ -88,15 +118,29 @@ def scaling_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def memory_line(results: dict[str, Any]) -> str | None:
+    """Each app's resident memory at the end of the run; a multi-process app: supervisor + each worker."""
+    rss = results.get("rss_mb")
+    if not rss:
+        return None
+    parts = []
+    for key, sizes in rss.items():
+        if len(sizes) == 1:
+            parts.append(f"{key} {sizes[0]:.0f} MB")
+        else:
+            parts.append(
+                f"{key} {sizes[0]:.0f} MB supervisor + {' + '.join(f'{mb:.0f}' for mb in sizes[1:])} MB"
+            )
+    return "RSS after the bench: " + "; ".join(parts)
+
+
 def print_report(results: dict[str, Any]) -> None:
     info = results["machine"]
     table = Table(title="lockstock order path, single-item orders, same run", header_style="bold")
     for header in HEADERS:
         table.add_column(
             header,
-            justify="left"
-            if header in ("workload", "path", "load generator CPU", "app CPU (core=100%)")
-            else "right",
+            justify="left" if header in LEFT else "right",
         )
     for row in rows(results):
         table.add_row(*row)
@@ -111,6 +155,8 @@ def print_report(results: dict[str, Any]) -> None:
     )
     for line in scaling_lines(results):
         say(line)
+    if memory := memory_line(results):
+        say(memory)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -124,15 +170,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['settings']['http_generator']}. Gateway: {results['gateway']}.",
         "",
         "| " + " | ".join(HEADERS) + " |",
-        "|"
-        + "|".join(
-            "---" if h in ("workload", "path", "load generator CPU", "app CPU (core=100%)") else "---:"
-            for h in HEADERS
-        )
-        + "|",
+        "|" + "|".join("---" if h in LEFT else "---:" for h in HEADERS) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
     extra = scaling_lines(results)
+    if memory := memory_line(results):
+        extra.append(memory)
     if extra:
         lines += ["", *[f"- {line}" for line in extra]]
     return "\n".join(lines) + "\n"
@@ -148,8 +191,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     cells = sorted(
         {(m["workload"], m["concurrency"]) for m in measurements}, key=lambda c: (c[0] != "hot", c[1])
     )
-    targets = [t for t in LABELS if any(m["target"] == t for m in measurements)]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    targets = list(dict.fromkeys(m["target"] for m in measurements))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(15, 5.2))
     width = 0.8 / max(1, len(targets))
     for index, target in enumerate(targets):
         ops, p99 = [], []
@@ -165,8 +208,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             ops.append(match["ops"] if match else 0)
             p99.append(match["p99_ms"] if match else 0)
         positions = [x + (index - (len(targets) - 1) / 2) * width for x in range(len(cells))]
-        left.bar(positions, ops, width, label=LABELS[target])
-        right.bar(positions, p99, width, label=LABELS[target])
+        left.bar(positions, ops, width, label=label(target))
+        right.bar(positions, p99, width, label=label(target))
     names = [f"{workload}\nc={concurrency}" for workload, concurrency in cells]
     for axis, title in (
         (left, "orders per second (higher is better)"),
@@ -183,6 +226,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         fontsize=10,
     )
     figure.tight_layout()
+    right.set_yscale("log")
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -194,3 +238,18 @@ def write(results: dict[str, Any], directory: Path) -> list[Path]:
     chart(results, paths[1])
     paths[2].write_text(markdown(results))
     return paths
+
+
+README_START = "<!-- bench:table:start -->"
+README_END = "<!-- bench:table:end -->"
+
+
+def update_readme(results: dict[str, Any], readme: Path) -> bool:
+    """Replace the table between the README's bench:table markers with this run's; False without them."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    block = f"{README_START}\n{markdown(results)}{README_END}"
+    readme.write_text(text[:start] + block + text[end + len(README_END) :])
+    return True

@@ -2,7 +2,10 @@
 
 Starts a private embedded PostgreSQL and the apps on free ports, then, for each workload (hot: one product;
 spread: random of 10,000) and concurrency, measures pgbench running PLACE_ORDER's own SQL, pgbench running
-the textbook multi-statement transaction, POST /orders over HTTP, and placeOrder over the gateway's GraphQL.
+the textbook multi-statement transaction, POST /orders over HTTP (one process batched and single, then more
+processes batched), and placeOrder over the gateway's GraphQL (one gateway per process count, in front of the
+orders app with as many processes). Each HTTP cell reports its apps' CPU per order; the run ends with each
+app's resident memory.
 Then how cost grows with work: product paging at 1,000 vs 1,000,000 products, and 1-line vs 20-line orders.
 """
 
@@ -26,13 +29,15 @@ from bench.load import HttpTarget, Measurement, OrderCounter
 from bench.system import System, run_sql
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
+README = RESULTS.parents[1] / "README.md"
 CATALOGUE = 10_000
-TARGETS = ["pgbench-same-sql", "pgbench-textbook", "orders-http", "gateway-graphql"]
+TARGETS = ["pgbench-same-sql", "pgbench-textbook", "orders-http", "orders-http-single", "gateway-graphql"]
 
 
 @dataclass
 class Options:
-    concurrency: list[int] = field(default_factory=lambda: [8, 32])
+    concurrency: list[int] = field(default_factory=lambda: [8, 32, 128])
+    processes: list[int] = field(default_factory=lambda: [1, 2])
     workloads: list[str] = field(default_factory=lambda: ["hot", "spread"])
     seconds: float = 6.0
     rounds: int = 2
@@ -42,6 +47,7 @@ class Options:
     gateway: bool = True
     scaling: bool = True
     out: Path | None = RESULTS
+    readme: bool = True
     force_python_generator: bool = False
 
 
@@ -96,11 +102,22 @@ def seed_catalogue(admin_url: str, count: int) -> tuple[int, int]:
 def throughput(system: System, options: Options, products: tuple[int, int], say: Any) -> list[Measurement]:
     assert system.postgres is not None
     counter = OrderCounter(system.admin_url)
-    http_targets = [HttpTarget("orders-http", system.apps["orders"].url, "/orders", load.ORDER_BODY)]
-    if "gateway" in system.apps:
-        http_targets.append(
-            HttpTarget("gateway-graphql", system.apps["gateway"].url, "/graphql", load.GRAPHQL_BODY)
-        )
+    # (target, the app it drives, the orders app behind it)
+    paths = [("orders-http", "orders", "orders"), ("orders-http-single", "orders-single", "orders-single")]
+    paths += [(f"orders-http-{n}p", f"orders-{n}p", f"orders-{n}p") for n in options.processes if n > 1]
+    paths += [("gateway-graphql", "gateway", "orders")]
+    paths += [(f"gateway-graphql-{n}p", f"gateway-{n}p", f"orders-{n}p") for n in options.processes if n > 1]
+    http_targets: list[tuple[HttpTarget, str]] = []
+    for name, app_key, orders_key in paths:
+        if app_key in system.apps:
+            gateway = name.startswith("gateway")
+            http_target = HttpTarget(
+                name,
+                system.apps[app_key].url,
+                "/graphql" if gateway else "/orders",
+                load.GRAPHQL_BODY if gateway else load.ORDER_BODY,
+            )
+            http_targets.append((http_target, orders_key))
     generator = (
         load.python_generator if options.force_python_generator or not load.wrk_available() else load.wrk
     )
@@ -135,7 +152,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                         )
                     )
                     load.attach_cpu(results[-1], before, load.cpu_snapshot(app_pids))
-                for http_target in http_targets:
+                for http_target, orders_key in http_targets:
                     say(f"  {workload:<6} c={concurrency:<3} {http_target.name}")
                     before = load.cpu_snapshot(app_pids)
                     results.append(
@@ -150,11 +167,13 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                         )
                     )
                     load.attach_cpu(results[-1], before, load.cpu_snapshot(app_pids))
+                    results[-1].processes = system.apps[orders_key].processes
+                    results[-1].placement = system.apps[orders_key].placement
     best: dict[tuple[str, int, str], Measurement] = {}
     for m in results:
-        key = (m.workload, m.concurrency, m.target)
-        if key not in best or m.ops > best[key].ops:
-            best[key] = m
+        cell = (m.workload, m.concurrency, m.target)
+        if cell not in best or m.ops > best[cell].ops:
+            best[cell] = m
     for m in best.values():
         m.rounds_ops = [
             round(r.ops, 1)
@@ -180,6 +199,19 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
         )
         if reference and reference.ops:
             measurement.ratio = measurement.ops / reference.ops
+        if measurement.target.startswith("gateway"):
+            rest = next(
+                (
+                    m
+                    for m in results
+                    if m.target == measurement.target.replace("gateway-graphql", "orders-http")
+                    and m.workload == measurement.workload
+                    and m.concurrency == measurement.concurrency
+                ),
+                None,
+            )
+            if rest and rest.ops:
+                measurement.ratio_to_orders = measurement.ops / rest.ops
     return results
 
 
@@ -276,13 +308,14 @@ def run(options: Options, say: Any = print) -> dict[str, Any]:
         system.start_database()
         products = seed_catalogue(system.admin_url, CATALOGUE)
         say("starting inventory, orders and the gateway on free ports …")
-        system.start_services(want_gateway=options.gateway)
+        system.start_services(want_gateway=options.gateway, processes=options.processes)
         if system.gateway_problem:
             say(f"gateway: not available ({system.gateway_problem})")
         info = machine(system)
         say("measuring throughput:")
         results = throughput(system, options, products, say)
         scale = scaling(system, options, products, say) if options.scaling else None
+        rss = {key: mb for key, mb in system.rss_mb().items() if system.apps[key].process.poll() is None}
     finally:
         system.close()
     return {
@@ -293,6 +326,7 @@ def run(options: Options, say: Any = print) -> dict[str, Any]:
             "seconds_per_cell": options.seconds,
             "rounds": options.rounds,
             "concurrency": options.concurrency,
+            "processes": options.processes,
             "workloads": options.workloads,
             "catalogue": CATALOGUE,
             "single_item_orders": True,
@@ -305,6 +339,7 @@ def run(options: Options, say: Any = print) -> dict[str, Any]:
         else f"not available: {system.gateway_problem}",
         "results": [m.as_dict() for m in results],
         "scaling": scale,
+        "rss_mb": rss,
     }
 
 
@@ -312,7 +347,12 @@ def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--concurrency", default="8,32", help="comma-separated (default 8,32)")
+    parser.add_argument("--concurrency", default="8,32,128", help="comma-separated (default 8,32,128)")
+    parser.add_argument(
+        "--processes",
+        default="1,2",
+        help="uvicorn worker processes of orders and the gateway, comma-separated (default 1,2)",
+    )
     parser.add_argument("--workloads", default="hot,spread", help="hot, spread or both (default both)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per cell (default 6)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per cell, best kept (default 2)")
@@ -328,6 +368,9 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--no-scaling", action="store_true", help="skip the paging and order-size tests")
     parser.add_argument("--python-generator", action="store_true", help="use the Python fallback, not wrk")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS})")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not put the table into README.md's bench:table block"
+    )
     args = parser.parse_args(argv)
     try:
         concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -335,6 +378,12 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--concurrency takes integers, e.g. 8,32")
     if not concurrency or any(not 1 <= c <= 200 for c in concurrency):
         parser.error("--concurrency values must be between 1 and 200")
+    try:
+        processes = sorted({int(p) for p in args.processes.split(",") if p.strip()} | {1})
+    except ValueError:
+        parser.error("--processes takes integers, e.g. 1,2")
+    if any(not 1 <= p <= 16 for p in processes):
+        parser.error("--processes values must be between 1 and 16")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     if not workloads or any(w not in ("hot", "spread") for w in workloads):
         parser.error("--workloads takes hot, spread or hot,spread")
@@ -344,6 +393,7 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--duration must be between 1 and 600 seconds")
     return Options(
         concurrency=concurrency,
+        processes=processes,
         workloads=workloads,
         seconds=2.0 if args.quick else args.duration,
         rounds=1 if args.quick else args.rounds,
@@ -353,6 +403,7 @@ def parse_args(argv: list[str] | None) -> Options:
         gateway=not args.no_gateway,
         scaling=not args.no_scaling,
         out=args.out,
+        readme=not args.no_readme and not args.quick,
         force_python_generator=args.python_generator,
     )
 
@@ -371,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     render.print_report(results)
     if options.out is not None:
         paths = render.write(results, options.out)
+        if options.readme and README.exists() and render.update_readme(results, README):
+            paths.append(README)
         render.say("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ class App:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    processes: int = 1  # uvicorn worker processes (more than 1: a supervisor forks them)
+    placement: str = ""  # orders only: ORDERS_PLACEMENT
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -101,9 +104,12 @@ class System:
         database.apply_role_passwords(admin_url, self.passwords)
         return {"admin": admin_url, **database.service_database_urls(admin_url, self.passwords)}
 
-    def start_app(self, name: str, module: str, env: dict[str, str], key: str | None = None) -> App:
+    def start_app(
+        self, name: str, module: str, env: dict[str, str], key: str | None = None, processes: int = 1
+    ) -> App:
         port = free_port()
         log = self.workdir / f"{key or name}.log"
+        workers = ["--workers", str(processes)] if processes > 1 else []
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -115,6 +121,7 @@ class System:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                *workers,
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -123,34 +130,50 @@ class System:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        app = App(name, f"http://127.0.0.1:{port}", process, log)
+        app = App(name, f"http://127.0.0.1:{port}", process, log, processes=processes)
         self.apps[key or name] = app
         self._stack.callback(app.stop)
         wait_healthy(app)
+        if processes > 1:
+            wait_for_workers(app)
         return app
 
-    def start_services(self, *, want_gateway: bool = True) -> None:
+    def start_services(self, *, want_gateway: bool = True, processes: Sequence[int] = (1,)) -> None:
+        """Inventory; orders as one process (placement batched, and single for comparison) and as each other
+        count in ``processes``; a gateway for each count, in front of the orders app with as many processes.
+        Keys: orders, orders-single, orders-2p, …; gateway, gateway-2p, …"""
         quiet = {"LOG_LEVEL": "WARNING"}
-        pool = {"DB_POOL_SIZE": str(self.pool_size), "DB_MAX_OVERFLOW": "10"}
+
+        def pool(workers: int) -> dict[str, str]:
+            # The load is shared by the workers; each needs its share of the connections, not all of them.
+            return {"DB_POOL_SIZE": str(-(-self.pool_size // workers) + 4), "DB_MAX_OVERFLOW": "10"}
+
         self.start_app(
             "inventory",
             "inventory.app",
-            prefixed("INVENTORY_", {**quiet, **pool, "DATABASE_URL": self.service_urls["inventory"]}),
+            prefixed("INVENTORY_", {**quiet, **pool(1), "DATABASE_URL": self.service_urls["inventory"]}),
         )
-        self.start_app(
-            "orders",
-            "orders.app",
-            prefixed(
-                "ORDERS_",
-                {
-                    **quiet,
-                    **pool,
-                    "DATABASE_URL": self.service_urls["orders"],
-                    # capture is not benchmarked; point payments at a port nobody listens on
-                    "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
-                },
-            ),
-        )
+        orders_apps = [("orders", 1, "batched"), ("orders-single", 1, "single")]
+        orders_apps += [(f"orders-{n}p", n, "batched") for n in processes if n > 1]
+        for key, workers, placement in orders_apps:
+            app = self.start_app(
+                "orders",
+                "orders.app",
+                prefixed(
+                    "ORDERS_",
+                    {
+                        **quiet,
+                        **pool(workers),
+                        "DATABASE_URL": self.service_urls["orders"],
+                        "PLACEMENT": placement,
+                        # capture is not benchmarked; point payments at a port nobody listens on
+                        "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
+                    },
+                ),
+                key=key,
+                processes=workers,
+            )
+            app.placement = placement
         if not want_gateway:
             self.gateway_problem = "skipped (--no-gateway)"
             return
@@ -160,27 +183,39 @@ class System:
         if "gateway" not in self.service_urls:
             self.gateway_problem = "no gateway_svc role (its migration is missing)"
             return
-        try:
-            self.start_app(
-                "gateway",
-                "gateway.app",
-                prefixed(
-                    "GATEWAY_",
-                    {
-                        **quiet,
-                        "DATABASE_URL": self.service_urls["gateway"],
-                        "INVENTORY_URL": self.apps["inventory"].url,
-                        "ORDERS_URL": self.apps["orders"].url,
-                        "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
-                        "JWT_SECRET": secrets.token_urlsafe(32),
-                        "UPSTREAM_MAX_CONNECTIONS": "200",
-                        "RATE_LIMIT_PLACE_ORDER": "100000000/minute",
-                        "GRAPHIQL": "false",
-                    },
-                ),
-            )
-        except RuntimeError as exc:
-            self.gateway_problem = f"did not start: {str(exc)[-300:]}"
+        for workers in processes:
+            suffix = "" if workers == 1 else f"-{workers}p"
+            try:
+                self.start_app(
+                    "gateway",
+                    "gateway.app",
+                    prefixed(
+                        "GATEWAY_",
+                        {
+                            **quiet,
+                            "DATABASE_URL": self.service_urls["gateway"],
+                            "INVENTORY_URL": self.apps["inventory"].url,
+                            "ORDERS_URL": self.apps[f"orders{suffix}"].url,
+                            "PAYMENTS_URL": f"http://127.0.0.1:{free_port()}",
+                            "JWT_SECRET": secrets.token_urlsafe(32),
+                            "UPSTREAM_MAX_CONNECTIONS": "200",
+                            "RATE_LIMIT_PLACE_ORDER": "100000000/minute",
+                            "GRAPHIQL": "false",
+                        },
+                    ),
+                    key=f"gateway{suffix}",
+                    processes=workers,
+                )
+            except RuntimeError as exc:
+                self.gateway_problem = f"did not start: {str(exc)[-300:]}"
+                return
+
+    def rss_mb(self) -> dict[str, list[float]]:
+        """Each app's resident memory now, per process (a multi-process app: its supervisor first)."""
+        return {
+            key: [round(rss_kb(pid) / 1024, 1) for pid in process_tree(app.process.pid)]
+            for key, app in self.apps.items()
+        }
 
     def close(self) -> None:
         self._stack.close()
@@ -188,6 +223,38 @@ class System:
             import shutil
 
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's supervisor and its workers), parents first."""
+    found = [pid]
+    for parent in found:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(child) for child in children]
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def wait_for_workers(app: App, timeout: float = 60) -> None:
+    """A multi-process app answers once its first worker is up; wait until all of them are."""
+    deadline = time.monotonic() + timeout
+    while len(process_tree(app.process.pid)) < app.processes + 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{app.name}: fewer than {app.processes} workers after {timeout:.0f} s")
+        time.sleep(0.1)
+    wait_healthy(app, timeout)
 
 
 def prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:

@@ -24,6 +24,8 @@ APP_URLS = {
     "inventory": "http://127.0.0.1:8001",
     "orders": "http://127.0.0.1:8002",
     "payments": "http://127.0.0.1:8003",
+    "notifications": "http://127.0.0.1:8004",
+    "mailsink": "smtp://127.0.0.1:8025 (each email is printed in the mailsink lines)",
     "gateway": "http://127.0.0.1:8000/graphql",
     "web shop": "http://127.0.0.1:8080",
     "admin": "http://127.0.0.1:8081",
@@ -61,6 +63,9 @@ def _app_environment(admin_url: str) -> dict[str, str]:
     # The web shop and admin call the gateway for many people from one address and forward each caller's
     # address; the gateway counts its per-client limits on that address only from these proxies.
     env.setdefault("GATEWAY_TRUSTED_PROXIES", '["127.0.0.1"]')
+    # The worker mails the Procfile's local sink, and may call webhook receivers on this machine.
+    env.setdefault("NOTIFICATIONS_SMTP_URL", "smtp://127.0.0.1:8025")
+    env.setdefault("NOTIFICATIONS_WEBHOOKS_ALLOW_PRIVATE", "true")
     return env
 
 

@@ -19,6 +19,7 @@ SERVICE_ROLES = {
     "orders": "orders_svc",
     "payments": "payments_svc",
     "gateway": "gateway_svc",
+    "notifications": "notifications_svc",
 }
 
 SEED_PRODUCTS = [
@@ -86,7 +87,7 @@ def reset(admin_url: str) -> None:
     run_sync(
         _execute(
             admin_url,
-            "DROP SCHEMA IF EXISTS orders, inventory, payments, auth CASCADE",
+            "DROP SCHEMA IF EXISTS notifications, outbox, orders, inventory, payments, auth CASCADE",
             "DROP TABLE IF EXISTS public.alembic_version",
         )
     )

@@ -144,6 +144,22 @@ def orders_server(service_database_urls: dict[str, str]) -> Callable[..., Any]:
     return make
 
 
+@pytest.fixture(scope="module", params=["batched", "single"])
+def orders_url_each_placement(
+    request: pytest.FixtureRequest, service_database_urls: dict[str, str], payments_url: str
+) -> Iterator[str]:
+    """An orders server per ORDERS_PLACEMENT: a module that takes this as its ``orders_url`` runs every test
+    with group commit on and off."""
+    settings = OrdersSettings(
+        database_url=service_database_urls["orders"],
+        db_pool_size=20,
+        payments_url=payments_url,
+        placement=request.param,
+    )
+    with LiveServer(create_orders_app(settings)) as server:
+        yield server.url
+
+
 @pytest.fixture
 async def orders_engine(service_database_urls: dict[str, str]) -> AsyncIterator[AsyncEngine]:
     """An engine as the orders role, for driving the sweeper and the reconciler from the test."""

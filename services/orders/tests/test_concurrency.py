@@ -1,15 +1,23 @@
 """The promise: under any concurrency, never sell stock that is not there, never deadlock, all or nothing.
 
-Every request here is real: concurrent HTTP requests to a live orders service, each order its own
-PostgreSQL transaction on its own pooled connection, really committed.
+Every request here is real: concurrent HTTP requests to a live orders service, really committed; each test
+runs twice, with each order its own statement and transaction (ORDERS_PLACEMENT=single) and with the orders
+that arrive together decided in one statement and one commit (batched).
 """
 
 import asyncio
 from collections import Counter
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+
+@pytest.fixture(scope="module")
+def orders_url(orders_url_each_placement: str) -> str:
+    """Every test here runs with ORDERS_PLACEMENT=batched and =single."""
+    return orders_url_each_placement
 
 
 async def place(client: httpx.AsyncClient, lines: list[tuple[int, int]]) -> httpx.Response:

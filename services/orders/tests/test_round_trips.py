@@ -1,5 +1,6 @@
 """On a hot product the row-lock hold time is the throughput, so the order transaction must reach PostgreSQL
-as one statement in one round trip: no BEGIN, no COMMIT, no read-then-write."""
+as one statement in one round trip: no BEGIN, no COMMIT, no read-then-write. Batched, a batch is that one
+statement (test_batching shows many orders in it, with one commit)."""
 
 import httpx
 import pytest
@@ -11,9 +12,9 @@ from orders.settings import OrdersSettings
 from servicekit.testing import LiveServer
 
 
-@pytest.fixture(scope="module")
-def counted_orders(service_database_urls):
-    app = create_app(OrdersSettings(database_url=service_database_urls["orders"]))
+@pytest.fixture(scope="module", params=["batched", "single"])
+def counted_orders(request, service_database_urls):
+    app = create_app(OrdersSettings(database_url=service_database_urls["orders"], placement=request.param))
     seen: list[str] = []
     with LiveServer(app) as server:
         event.listen(
@@ -30,14 +31,14 @@ def counted_orders(service_database_urls):
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(AsyncAdapt_asyncpg_connection, "_start_transaction", counted_start)
-            yield server.url, seen
+            yield server.url, seen, request.param
 
 
 @pytest.mark.parametrize("stock", [10, 0], ids=["accepted", "refused"])
 async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
     counted_orders, make_product, stock
 ):
-    url, seen = counted_orders
+    url, seen, placement = counted_orders
     a = await make_product(stock=stock)
     b = await make_product(stock=stock)
 
@@ -54,5 +55,5 @@ async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
 
     assert response.status_code == (201 if stock else 409)
     assert len(seen) == 1, seen
-    assert "FOR UPDATE" in seen[0]
+    assert ("orders.place_orders(" if placement == "batched" else "FOR UPDATE") in seen[0]
     assert "BEGIN" not in seen

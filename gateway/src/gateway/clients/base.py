@@ -2,8 +2,10 @@
 
 from typing import Any
 
+import aiohttp
 import httpx
 import structlog
+from httpx_aiohttp import AiohttpTransport
 
 from gateway.errors import ServiceUnavailable
 from gateway.metrics import timed_upstream
@@ -63,9 +65,21 @@ def build_http_client(
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
+    def session() -> aiohttp.ClientSession:
+        # httpx sets every header the request needs; aiohttp would add a Content-Type to a body-less POST
+        # (capture, cancel), which the services refuse (415: a body that is not JSON).
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=5),
+            skip_auto_headers=("Content-Type",),
+        )
+
+    # httpx's own pool (httpcore) walks every pooled connection, polling each idle socket, on every request
+    # and every response: at 32 concurrent placeOrders that was ~3.7 ms of CPU per upstream call, over half of
+    # the gateway's CPU. Through aiohttp's pool the same call costs ~0.7 ms, and the client keeps httpx's API
+    # (tests still pass their own transports).
     return httpx.AsyncClient(
         base_url=base_url,
-        transport=transport,
+        transport=transport or AiohttpTransport(client=session),
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )

@@ -1,9 +1,11 @@
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
-from gateway.clients.orders import OrderItemRecord, OrderRecord, RefundRecord
+from gateway.clients.orders import OrderItemRecord, OrderPlaced, OrderRecord, RefundRecord
 from gateway.errors import UserError
 from gateway.types.customer import Customer, CustomerInput
 from gateway.types.page import PageInfo
@@ -90,6 +92,52 @@ class Order:
             return []
         records = await info.context.loaders.payments.load(self.order_id)
         return [Payment.from_record(record) for record in records]
+
+    # The fields orders' answer to POST /orders carries (payments needs only the id).
+    PLACED_FIELDS = frozenset({"id", "status", "totalCents", "expiresAt", "payments", "__typename"})
+
+    @classmethod
+    def answered_by_placing(cls, selected: Iterable[Selection]) -> bool:
+        """Whether every field asked of the payload's ``order`` (fragments included) is one POST /orders
+        answers, so placeOrder needs no read-back. ``selected``: ``info.selected_fields`` of placeOrder."""
+
+        def fields(selections: Iterable[Selection]) -> Iterable[SelectedField]:
+            for selection in selections:
+                if isinstance(selection, SelectedField):
+                    yield selection
+                else:  # a fragment spread or an inline fragment
+                    yield from fields(selection.selections)
+
+        return all(
+            field.name in cls.PLACED_FIELDS
+            for root in fields(selected)
+            for payload_field in fields(root.selections)
+            if payload_field.name == "order"
+            for field in fields(payload_field.selections)
+        )
+
+    @classmethod
+    def from_placed(cls, placed: OrderPlaced) -> "Order":
+        """The order as placing it answered. Only PLACED_FIELDS are known: the rest hold a new order's values
+        and are never served (placeOrder reads the order back when the client asks for any of them)."""
+        return cls(
+            id=strawberry.ID(str(placed.orderId)),
+            order_id=placed.orderId,
+            status=OrderStatus(placed.status),
+            total_cents=Cents(placed.total_cents),
+            items=[],
+            expires_at=placed.expires_at,
+            authorized_cents=Cents(0),
+            captured_cents=Cents(0),
+            refunded_cents=Cents(0),
+            card_last4=None,
+            payment_failure_code=None,
+            payment_attempts=0,
+            customer=None,
+            refunds=[],
+            created_at=datetime.min,
+            updated_at=datetime.min,
+        )
 
     @classmethod
     def from_record(cls, record: OrderRecord) -> "Order":

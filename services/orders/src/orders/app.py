@@ -7,6 +7,7 @@ import httpx
 from fastapi import FastAPI
 
 from orders.api import router
+from orders.batcher import OrderBatcher
 from orders.expiry import sweep_periodically
 from orders.payments import HttpPaymentsClient, RetryPolicy
 from orders.reconciler import reconcile_periodically
@@ -27,6 +28,16 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             lease=settings.idempotency_lease,
         )
         app.state.idempotency = store
+        batcher = (
+            OrderBatcher(
+                app.state.engine,
+                reservation_s=settings.reservation_ttl_s,
+                max_batch=settings.placement_max_batch,
+            )
+            if settings.placement == "batched"
+            else None
+        )
+        app.state.batcher = batcher
         pruner = asyncio.create_task(prune_periodically(store, settings.idempotency_prune_interval_s))
         payments_http = httpx.AsyncClient(
             base_url=settings.payments_url,
@@ -67,6 +78,8 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if batcher is not None:
+                await batcher.close()
             await payments_http.aclose()
 
     return create_service_app(

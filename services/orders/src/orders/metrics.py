@@ -17,6 +17,13 @@ LOCK_WAIT = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
+# ORDERS_PLACEMENT=batched: how many orders each statement decided (1 whenever the database keeps up).
+ORDER_BATCH_SIZE = Histogram(
+    "lockstock_order_batch_size",
+    "Orders decided together in one statement and one commit (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
 REFUSAL_REASONS = ("insufficient_stock", "unknown_product", "invalid_quantity")
 for _reason in REFUSAL_REASONS:  # every reason is a series from the start (0), so rates and panels show it
     ORDERS_REFUSED.labels(_reason)

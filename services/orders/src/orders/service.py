@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from orders import metrics, repository
+from orders.batcher import OrderBatcher
 from orders.errors import (
     AuthorizationExpired,
     AuthorizationInProgress,
@@ -76,35 +77,35 @@ async def place_order(
     reservation_s: float,
     customer: Customer | None = None,
     idempotency_key: str | None = None,
+    batcher: OrderBatcher | None = None,
 ) -> OrderPlaced:
+    """With a ``batcher`` the order goes in the next batch (group commit), else in a statement of its own;
+    either way it is decided alone, all or nothing, with the same answer."""
     try:
         lines = merge_lines(items)
     except InvalidQuantity:
         metrics.ORDERS_REFUSED.labels("invalid_quantity").inc()
         raise
     snapshot = customer.model_dump(mode="json") if customer is not None else None
-    async with autocommit(engine) as conn:
-        # Autocommit: the one statement is the whole transaction (see repository.PLACE_ORDER).
+    result: repository.PlaceOrderResult | None = None
+    if batcher is not None:
         try:
-            result = await repository.place_order(
-                conn, lines, idempotency_key, reservation_s=reservation_s, customer=snapshot
-            )
+            result = await batcher.place(lines, idempotency_key, snapshot)
         except IntegrityError:
-            # Only a recovered claim of an idempotency key can collide: an earlier attempt under this very
-            # claim did create the order before its process died. That order is the answer.
-            existing = (
-                await repository.get_order_by_idempotency_claim(conn, idempotency_key)
-                if idempotency_key
-                else None
-            )
-            if existing is None:
-                raise
-            return OrderPlaced(
-                orderId=existing["id"],
-                status=existing["status"],
-                total_cents=existing["total_cents"],
-                expires_at=existing["expires_at"],
-            )
+            # The batch was rolled back whole (some order's idempotency claim collided): this order is
+            # decided again, alone, below; so is every other order of that batch.
+            log.info("order_batch_retried_alone")
+    if result is None:
+        result = await _place_alone(
+            engine, lines, idempotency_key, reservation_s=reservation_s, customer=snapshot
+        )
+    if result.replayed:
+        return OrderPlaced(
+            orderId=result.order_id,
+            status=result.status,
+            total_cents=result.total_cents,
+            expires_at=result.expires_at,
+        )
     metrics.LOCK_WAIT.observe(result.lock_wait_s)
     if result.order_id is not None:
         metrics.ORDERS_PLACED.inc()
@@ -129,6 +130,40 @@ async def place_order(
         f"product {s['product_id']}: requested {s['requested']}, available {s['available']}" for s in short
     )
     raise InsufficientStock(f"Not enough stock ({described}).", items=short)
+
+
+async def _place_alone(
+    engine: AsyncEngine,
+    lines: Sequence[tuple[int, int]],
+    idempotency_key: str | None,
+    *,
+    reservation_s: float,
+    customer: dict[str, Any] | None,
+) -> repository.PlaceOrderResult:
+    async with autocommit(engine) as conn:
+        # Autocommit: the one statement is the whole transaction (see repository.PLACE_ORDER).
+        try:
+            return await repository.place_order(
+                conn, lines, idempotency_key, reservation_s=reservation_s, customer=customer
+            )
+        except IntegrityError:
+            # Only a recovered claim of an idempotency key can collide: an earlier attempt under this very
+            # claim did create the order before its process died. That order is the answer.
+            existing = (
+                await repository.get_order_by_idempotency_claim(conn, idempotency_key)
+                if idempotency_key
+                else None
+            )
+            if existing is None:
+                raise
+            return repository.PlaceOrderResult(
+                order_id=existing["id"],
+                status=existing["status"],
+                total_cents=existing["total_cents"],
+                expires_at=existing["expires_at"],
+                refused_lines=[],
+                replayed=True,
+            )
 
 
 def _not_found(order_id: int) -> OrderNotFound:

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -17,6 +19,10 @@ class OrdersSettings(IdempotencySettings):
     payments_retry_wait_initial_s: float = Field(default=0.1, ge=0, le=60)
     payments_retry_wait_max_s: float = Field(default=2.0, ge=0, le=60)
     payments_retry_wait_jitter_s: float = Field(default=0.2, ge=0, le=60)
+    # POST /orders: "batched" gathers the orders that arrive while one batch is in the database into the next
+    # (one statement and one commit each, see repository.PLACE_ORDERS); "single" is one statement per order.
+    placement: Literal["batched", "single"] = "batched"
+    placement_max_batch: int = Field(default=64, ge=1, le=1_000)
     # A placed order holds its stock this long unless it is authorized (then it no longer expires).
     reservation_ttl_s: float = Field(default=900, gt=0, le=30 * 86_400)
     expiry_sweep_interval_s: float = Field(default=5, gt=0, le=3_600)

@@ -1,0 +1,1 @@
+"""lockstock notifications: the outbox worker."""

@@ -1,0 +1,106 @@
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from notifications import service
+from notifications.schemas import (
+    AlertRead,
+    DeliveryRead,
+    EmailRead,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointRead,
+    SalesReport,
+)
+from servicekit.db import SessionDep
+from servicekit.errors import PROBLEM_RESPONSES
+from servicekit.validation import MAX_ID, JsonBody
+
+router = APIRouter(responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
+
+EndpointId = Annotated[int, Path(ge=1, le=MAX_ID, description="The webhook endpoint's id")]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="The delivery's id")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Latest first")]
+Before = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only ids below this one (next page)")]
+
+
+@router.get("/emails", response_model=list[EmailRead], tags=["emails"])
+async def list_emails(session: SessionDep, limit: Limit = 50, before: Before = None) -> list[EmailRead]:
+    """What the worker sent (the admin's Outgoing mail page), latest first."""
+    return await service.list_emails(await session.connection(), limit, before)
+
+
+@router.post(
+    "/webhooks/endpoints",
+    response_model=EndpointCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["webhooks"],
+)
+async def create_endpoint(request: Request, session: SessionDep, body: EndpointCreate) -> EndpointCreated:
+    """Register an endpoint. The answer carries its signing secret, this once only."""
+    settings = request.app.state.settings
+    return await service.create_endpoint(
+        await session.connection(), body, allow_private=settings.webhooks_allow_private
+    )
+
+
+@router.get("/webhooks/endpoints", response_model=list[EndpointRead], tags=["webhooks"])
+async def list_endpoints(session: SessionDep) -> list[EndpointRead]:
+    return await service.list_endpoints(await session.connection())
+
+
+@router.get("/webhooks/endpoints/{endpoint_id}", response_model=EndpointRead, tags=["webhooks"])
+async def get_endpoint(session: SessionDep, endpoint_id: EndpointId) -> EndpointRead:
+    return await service.get_endpoint(await session.connection(), endpoint_id)
+
+
+@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"])
+async def delete_endpoint(session: SessionDep, endpoint_id: EndpointId) -> Response:
+    """Stop delivering to it (its pending deliveries fail); its delivery log stays readable."""
+    await service.delete_endpoint(await session.connection(), endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/webhooks/endpoints/{endpoint_id}/deliveries", response_model=list[DeliveryRead], tags=["webhooks"]
+)
+async def list_deliveries(
+    session: SessionDep, endpoint_id: EndpointId, limit: Limit = 50, before: Before = None
+) -> list[DeliveryRead]:
+    """The endpoint's delivery log, latest first, each with every attempt."""
+    return await service.list_deliveries(await session.connection(), endpoint_id, limit, before)
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead, tags=["webhooks"])
+async def redeliver(request: Request, session: SessionDep, delivery_id: DeliveryId) -> DeliveryRead:
+    """Send it again now, from the start of the retry schedule (same webhook-id)."""
+    delivery = await service.redeliver(await session.connection(), delivery_id, request.app.state.clock)
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+    return delivery
+
+
+@router.get("/alerts", response_model=list[AlertRead], tags=["alerts"])
+async def list_alerts(
+    session: SessionDep,
+    state: Annotated[Literal["open", "closed", "all"], Query(description="Which alerts")] = "all",
+    limit: Limit = 100,
+) -> list[AlertRead]:
+    """Low-stock alerts, latest first: open ones, and the history."""
+    return await service.list_alerts(await session.connection(), state, limit)
+
+
+@router.get("/sales", response_model=SalesReport, response_model_by_alias=True, tags=["sales"])
+async def sales_report(
+    session: SessionDep,
+    first: Annotated[
+        date | None, Query(alias="from", description="First day (UTC); default to - 29 days")
+    ] = None,
+    last: Annotated[
+        date | None, Query(alias="to", description="Last day (UTC), included; default today")
+    ] = None,
+) -> SalesReport:
+    """Units, revenue and refunds per day, and the top products, from the events alone."""
+    return await service.sales_report(await session.connection(), first, last, datetime.now(UTC).date())
