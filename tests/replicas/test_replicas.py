@@ -42,6 +42,7 @@ def test_the_plan_keeps_every_url_and_adds_n_backends_per_app() -> None:
         "gateway": 8000,
         "web": 8080,
         "admin": 8081,
+        "notifications": 8004,
     }
     orders = next(app for app in the_plan.apps if app.name == "orders")
     assert orders.backends == [18002, 28002, 38002]
@@ -51,6 +52,10 @@ def test_the_plan_keeps_every_url_and_adds_n_backends_per_app() -> None:
         in lines
     )
     assert lines[-1] == f"haproxy: {replicas.HAPROXY} -db -f /x/haproxy.cfg"
+    # A line that serves no port (the mail sink) runs once, unchanged.
+    assert [line for line in lines if line.startswith("mailsink")] == [
+        next(line for line in procfile.splitlines() if line.startswith("mailsink"))
+    ]
     config = the_plan.haproxy_config()
     assert "bind 127.0.0.1:8002" in config
     assert "server orders-3 127.0.0.1:38002 check" in config

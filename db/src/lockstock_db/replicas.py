@@ -43,9 +43,11 @@ class App:
 class Plan:
     apps: list[App]
     stats_port: int | None = None
+    # Procfile lines that serve no port (the local mail sink): run once, as they are.
+    singles: list[str] = field(default_factory=list)
 
     def procfile(self, haproxy_config: Path, haproxy: str = HAPROXY) -> str:
-        lines = []
+        lines = list(self.singles)
         for app in self.apps:
             for replica, port in enumerate(app.backends, start=1):
                 lines.append(f"{app.name}-{replica}: {_PORT.sub(f'--port {port}', app.command)}")
@@ -104,17 +106,20 @@ def plan(
 ) -> Plan:
     """Every Procfile line with a ``--port`` becomes an app of ``replicas`` backends. ``frontend_ports``
     moves an app's frontend (the tests do, to stay off the usual ports)."""
-    apps = []
+    apps, singles = [], []
     for line in procfile_text.splitlines():
         name, _, command = line.partition(":")
         match = _PORT.search(command)
-        if not match or not name.strip():
+        if not name.strip() or name.lstrip().startswith("#"):
+            continue
+        if not match:
+            singles.append(line.strip())
             continue
         name = name.strip()
         port = (frontend_ports or {}).get(name, int(match.group(1)))
         backends = [backend_port(port, replica) for replica in range(1, replicas + 1)]
         apps.append(App(name=name, command=command.strip(), port=port, backends=backends))
-    return Plan(apps=apps, stats_port=stats_port)
+    return Plan(apps=apps, stats_port=stats_port, singles=singles)
 
 
 def write(

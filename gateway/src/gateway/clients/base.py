@@ -6,6 +6,7 @@ import aiohttp
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
+from opentelemetry import propagate
 
 from gateway.errors import ServiceUnavailable
 from gateway.metrics import timed_upstream
@@ -97,6 +98,9 @@ class UpstreamClient:
         sent = dict(headers or {})
         if request_id := current_request_id():
             sent["X-Request-ID"] = request_id
+        # The trace goes upstream with the call (traceparent): httpx's instrumentation wraps only httpx's own
+        # transports, not aiohttp's. Without an active span this adds nothing.
+        propagate.inject(sent)
         with timed_upstream(self.service) as outcome:
             try:
                 response = await self.http.request(method, path, headers=sent, **kwargs)
