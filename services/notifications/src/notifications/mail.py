@@ -4,6 +4,7 @@ The Message-ID is derived from the event id, so an email sent again after a cras
 and our record of it (the one window left) is the same message, with the same Message-ID."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -78,8 +79,6 @@ def build_message(email: Email, mail_from: str, name: str | None) -> EmailMessag
     message["Subject"] = email.subject
     message["Message-ID"] = email.message_id
     message["X-Lockstock-Kind"] = email.kind
-    from datetime import UTC, datetime
-
     message["Date"] = format_datetime(datetime.now(UTC))
     message.set_content(email.text_body)
     message.add_alternative(email.html_body, subtype="html")

@@ -124,6 +124,7 @@ class Worker:
         listener = asyncio.create_task(self._listen())
         try:
             while True:
+                self._wake.clear()  # before the pass: a wake during it makes the next one start at once
                 try:
                     busy = await self.run_once()
                 except Exception:  # the database or the broker is away: log, wait, try again
@@ -133,7 +134,6 @@ class Worker:
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
-                    self._wake.clear()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
