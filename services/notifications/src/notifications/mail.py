@@ -15,7 +15,7 @@ from uuid import UUID
 import aiosmtplib
 import jinja2
 
-from notifications.events import OrderData
+from notifications.events import OrderData, StockLevel
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -69,6 +69,21 @@ def render(event_type: str, event_id: UUID, data: OrderData, *, domain: str, sho
         subject=subject.format(order_id=data.order_id),
         text_body=_text.get_template(f"{kind}.txt").render(context),
         html_body=_html.get_template(f"{kind}.html").render(context),
+    )
+
+
+def render_low_stock(
+    event_id: UUID, data: StockLevel, to_address: str, *, domain: str, shop_url: str
+) -> Email:
+    """The shop owner's notice that a product's low-stock alert opened."""
+    context: dict[str, Any] = {"product": data, "shop_url": shop_url}
+    return Email(
+        kind="low_stock",
+        message_id=message_id(event_id, domain),
+        to_address=to_address,
+        subject=f"Low stock: {data.name} ({data.stock_qty} left)",
+        text_body=_text.get_template("low_stock.txt").render(context),
+        html_body=_html.get_template("low_stock.html").render(context),
     )
 
 
