@@ -66,6 +66,7 @@ def _app_environment(admin_url: str) -> dict[str, str]:
     # The worker mails the Procfile's local sink, and may call webhook receivers on this machine.
     env.setdefault("NOTIFICATIONS_SMTP_URL", "smtp://127.0.0.1:8025")
     env.setdefault("NOTIFICATIONS_WEBHOOKS_ALLOW_PRIVATE", "true")
+    env.setdefault("NOTIFICATIONS_ADMIN_EMAIL", "admin@lockstock.local")
     return env
 
 

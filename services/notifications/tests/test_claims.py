@@ -110,13 +110,13 @@ async def test_a_slow_mail_server_never_makes_two_workers_send_one_email(
 ):
     """Each worker stops working through its batch at half the lease and gives the rest back; without
     that, a lease running out under a slow SMTP server would let the other worker send the same email."""
-    mail_sink.delay_s = 0.1
+    mail_sink.delay_s = 0.3
     emails, events = set(), []
-    for _ in range(12):
+    for _ in range(10):
         order_id, email = ids(), f"slow-{uuid.uuid4().hex[:8]}@example.com"
         emails.add(email)
         events.append(await producer.emit("order.placed", order_id, order(order_id, email)))
-    with workers.start(mail_sink.url, lease_s=0.5), workers.start(mail_sink.url, lease_s=0.5):
+    with workers.start(mail_sink.url, lease_s=2), workers.start(mail_sink.url, lease_s=2):
         await wait(lambda: settled(db, events, ["email"]), within_s=60)
     received = mail_sink.to(emails)
     assert sorted(m.message_id for m in received) == sorted(f"<{e}@lockstock.local>" for e in events)

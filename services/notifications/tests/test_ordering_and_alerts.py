@@ -61,9 +61,13 @@ async def test_a_low_stock_alert_opens_exactly_once_when_50_concurrent_orders_cr
     producer, service_database_urls, mail_sink, workers, api, db, wait, settled, ids
 ):
     product_id, threshold = ids(), 5
+    owner = f"owner-{uuid.uuid4().hex[:8]}@example.com"
     pool = await asyncpg.create_pool(plain_url(service_database_urls["inventory"]), min_size=50, max_size=50)
     try:
-        with workers.start(mail_sink.url), workers.start(mail_sink.url):
+        with (
+            workers.start(mail_sink.url, admin_email=owner),
+            workers.start(mail_sink.url, admin_email=owner),
+        ):
 
             async def order_takes_one(stock_left: int) -> str:
                 async with pool.acquire() as conn:
@@ -102,6 +106,7 @@ async def test_a_low_stock_alert_opens_exactly_once_when_50_concurrent_orders_cr
                 {"product_id": product_id, "name": "Mug", "stock_qty": 2, "threshold": 5},
             )
             await wait(lambda: settled(db, [low_again], ["alerts"]), within_s=30)
+            await wait(lambda: settled(db, [*events, low_again], ["email"]), within_s=30)
     finally:
         await pool.close()
 
@@ -116,3 +121,7 @@ async def test_a_low_stock_alert_opens_exactly_once_when_50_concurrent_orders_cr
         if a["product_id"] == product_id
     ]
     assert len(open_now) == 1
+    # The owner hears of each opening once: two alerts, two emails, whatever the 50 racing events did.
+    notices = mail_sink.to({owner})
+    assert [m.kind for m in notices] == ["low_stock", "low_stock"]
+    assert notices[1].message_id == f"<{low_again}@lockstock.local>"

@@ -44,7 +44,7 @@ async def test_a_receiver_that_fails_then_times_out_then_succeeds_gets_it_on_the
     assert delivery["next_attempt_at"] is None
     # Each wait is the schedule's, within its jitter; the upper bound allows for the poll interval and
     # the timed-out attempt itself, at the clock's speed.
-    slack = 1.5 * speed
+    slack = 5 * speed  # generous: a loaded machine may be seconds late; the lower bound is the point
     for gap, nominal in zip(_gaps(log), RETRY_DELAYS_S, strict=False):
         assert nominal * (1 - JITTER) <= gap <= nominal * (1 + JITTER) + slack, (gap, nominal)
     # The receiver saw three requests for one webhook-id, each with a signature that verifies.
@@ -78,7 +78,7 @@ async def test_a_delivery_is_failed_after_the_last_attempt_and_can_be_redelivere
         for gap, nominal in zip(_gaps(delivery["attempt_log"]), RETRY_DELAYS_S, strict=True):
             assert gap >= nominal * (1 - JITTER), (gap, nominal)
         total, nominal_total = sum(_gaps(delivery["attempt_log"])), sum(RETRY_DELAYS_S)
-        slack = 0.5 * speed * len(RETRY_DELAYS_S)  # the poll interval and the work, at the clock's speed
+        slack = 2 * speed * len(RETRY_DELAYS_S)  # the poll interval and the work, at the clock's speed
         assert nominal_total * (1 - JITTER) <= total <= nominal_total * (1 + JITTER) + slack, total / 3600
 
         redelivered = await api.post(f"/webhooks/deliveries/{delivery['id']}/redeliver")

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,15 +38,26 @@ async def batcher(orders_engine: AsyncEngine) -> AsyncIterator[OrderBatcher]:
 
 
 @pytest.fixture
-def statements(orders_engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every statement the test's engine sends."""
+async def statements(orders_engine: AsyncEngine) -> AsyncIterator[list[str]]:
+    """Every statement the test's engine sends, and "BEGIN" for every real BEGIN (see test_round_trips)."""
+    async with orders_engine.connect():  # the engine's first connection initializes the dialect: not ours
+        pass
     seen: list[str] = []
 
     def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
         seen.append(statement)
 
+    original = AsyncAdapt_asyncpg_connection._start_transaction
+
+    async def counted_start(self):  # type: ignore[no-untyped-def]
+        if self.isolation_level != "autocommit":
+            seen.append("BEGIN")
+        await original(self)
+
     event.listen(orders_engine.sync_engine, "before_cursor_execute", record)
-    yield seen
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AsyncAdapt_asyncpg_connection, "_start_transaction", counted_start)
+        yield seen
     event.remove(orders_engine.sync_engine, "before_cursor_execute", record)
 
 
@@ -186,6 +198,11 @@ async def test_orders_placed_together_are_one_statement_and_one_commit(
     batcher, orders_engine, statements, db, make_product
 ):
     mug = await make_product(stock=100)
+    # Show the instrument sees transactions: a transaction on this engine is a BEGIN.
+    async with orders_engine.begin() as conn:
+        await conn.execute(text("SELECT 1"))
+    assert "BEGIN" in statements, statements
+    statements.clear()
 
     async def place() -> int:
         placed = await service.place_order(
@@ -196,7 +213,7 @@ async def test_orders_placed_together_are_one_statement_and_one_commit(
     order_ids = await asyncio.gather(*(place() for _ in range(20)))
 
     assert len(set(order_ids)) == 20
-    assert len(statements) == 1, statements
+    assert len(statements) == 1, statements  # no BEGIN, no COMMIT: the statement is the transaction
     assert "place_orders" in statements[0]
     xmins = await db.fetchval(
         "SELECT count(DISTINCT xmin::text) FROM orders.orders WHERE id = ANY($1)", order_ids
@@ -206,7 +223,7 @@ async def test_orders_placed_together_are_one_statement_and_one_commit(
 
 
 async def test_an_idle_database_takes_the_first_order_at_once(
-    batcher, orders_engine, statements, make_product
+    batcher, orders_engine, statements, db, make_product
 ):
     mug = await make_product(stock=10)
 
@@ -215,7 +232,10 @@ async def test_an_idle_database_takes_the_first_order_at_once(
             orders_engine, [OrderLineIn(productId=mug, qty=1)], reservation_s=RESERVATION_S, batcher=batcher
         )
 
-    assert sum("place_orders" in s for s in statements) == 3
+    # ... and a batch of one is the single path's own statement (PLACE_ORDER), so it costs nothing extra.
+    assert len(statements) == 3, statements
+    assert all("FOR UPDATE" in s and "place_orders" not in s for s in statements)
+    assert await stock_of(db, mug) == 7
 
 
 async def test_a_refusal_in_a_batch_is_the_same_error_as_alone(batcher, orders_engine, make_product):

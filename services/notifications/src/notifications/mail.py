@@ -4,6 +4,7 @@ The Message-ID is derived from the event id, so an email sent again after a cras
 and our record of it (the one window left) is the same message, with the same Message-ID."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -14,7 +15,7 @@ from uuid import UUID
 import aiosmtplib
 import jinja2
 
-from notifications.events import OrderData
+from notifications.events import OrderData, StockLevel
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -71,6 +72,21 @@ def render(event_type: str, event_id: UUID, data: OrderData, *, domain: str, sho
     )
 
 
+def render_low_stock(
+    event_id: UUID, data: StockLevel, to_address: str, *, domain: str, shop_url: str
+) -> Email:
+    """The shop owner's notice that a product's low-stock alert opened."""
+    context: dict[str, Any] = {"product": data, "shop_url": shop_url}
+    return Email(
+        kind="low_stock",
+        message_id=message_id(event_id, domain),
+        to_address=to_address,
+        subject=f"Low stock: {data.name} ({data.stock_qty} left)",
+        text_body=_text.get_template("low_stock.txt").render(context),
+        html_body=_html.get_template("low_stock.html").render(context),
+    )
+
+
 def build_message(email: Email, mail_from: str, name: str | None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = mail_from
@@ -78,8 +94,6 @@ def build_message(email: Email, mail_from: str, name: str | None) -> EmailMessag
     message["Subject"] = email.subject
     message["Message-ID"] = email.message_id
     message["X-Lockstock-Kind"] = email.kind
-    from datetime import UTC, datetime
-
     message["Date"] = format_datetime(datetime.now(UTC))
     message.set_content(email.text_body)
     message.add_alternative(email.html_body, subtype="html")

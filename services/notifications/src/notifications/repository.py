@@ -125,6 +125,28 @@ async def retry_job(conn: AsyncConnection, job_id: int, *, run_at: datetime, err
     )
 
 
+async def enqueue_job(conn: AsyncConnection, consumer: str, event: Any) -> None:
+    """A job that another consumer's effect calls for (an opened alert asks for its email), in that
+    effect's transaction."""
+    await conn.execute(
+        text(
+            """
+            INSERT INTO notifications.jobs (consumer, event_pk, event_id, type, aggregate, aggregate_id)
+            VALUES (:consumer, :pk, :event_id, :type, :aggregate, :aggregate_id)
+            ON CONFLICT (consumer, event_id) DO NOTHING
+            """
+        ),
+        {
+            "consumer": consumer,
+            "pk": event.pk,
+            "event_id": event.event_id,
+            "type": event.type,
+            "aggregate": event.aggregate,
+            "aggregate_id": event.aggregate_id,
+        },
+    )
+
+
 async def release_jobs(conn: AsyncConnection, job_ids: Sequence[int], worker: str) -> None:
     """Give back claimed jobs this worker will not get to (the claim's attempt is not counted)."""
     await conn.execute(

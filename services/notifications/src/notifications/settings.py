@@ -23,6 +23,8 @@ class NotificationsSettings(DatabaseSettings):
     # The right-hand side of each Message-ID (<event-id@domain>).
     message_id_domain: str = "lockstock.local"
     shop_url: str = "http://127.0.0.1:8080"
+    # Where a low-stock alert is mailed when it opens (once per alert); none: alerts are not mailed.
+    admin_email: str | None = None
     # Refuse webhook URLs that resolve to private, loopback or link-local addresses unless this is true
     # (task up sets it, so a receiver on the developer's machine works).
     webhooks_allow_private: bool = False

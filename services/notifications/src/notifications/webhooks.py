@@ -1,6 +1,7 @@
 """Webhook URLs that may be registered, and one signed delivery attempt (Standard Webhooks)."""
 
 import asyncio
+import base64
 import ipaddress
 import json
 import secrets
@@ -21,8 +22,6 @@ USER_AGENT = "lockstock-webhooks/1"
 
 def new_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 

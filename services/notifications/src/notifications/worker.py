@@ -124,6 +124,7 @@ class Worker:
         listener = asyncio.create_task(self._listen())
         try:
             while True:
+                self._wake.clear()  # before the pass: a wake during it makes the next one start at once
                 try:
                     busy = await self.run_once()
                 except Exception:  # the database or the broker is away: log, wait, try again
@@ -133,7 +134,6 @@ class Worker:
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
-                    self._wake.clear()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -266,15 +266,33 @@ class Worker:
 
     # --- consumers -----------------------------------------------------------------------------------------
 
-    async def _email(self, job: dict[str, Any], event: Event, data: OrderData) -> None:
+    async def _email(self, job: dict[str, Any], event: Event, data: Any) -> None:
         settings = self.settings
-        email = mail.render(
-            event.type, event.event_id, data, domain=settings.message_id_domain, shop_url=settings.shop_url
-        )
+        name = None
+        if isinstance(data, StockLevel):  # only an opened alert enqueues these (see _alerts)
+            if not settings.admin_email:
+                await self._settle(job, "email", event, "done", "no admin email")
+                return
+            email: mail.Email | None = mail.render_low_stock(
+                event.event_id,
+                data,
+                settings.admin_email,
+                domain=settings.message_id_domain,
+                shop_url=settings.shop_url,
+            )
+        else:
+            email = mail.render(
+                event.type,
+                event.event_id,
+                data,
+                domain=settings.message_id_domain,
+                shop_url=settings.shop_url,
+            )
+            name = data.customer.name if data.customer else None
         if email is None:
             await self._settle(job, "email", event, "done", "no customer email")
             return
-        message = mail.build_message(email, settings.mail_from, data.customer.name if data.customer else None)
+        message = mail.build_message(email, settings.mail_from, name)
         try:
             await mail.send(message, settings.smtp_url, settings.smtp_timeout_s)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -313,6 +331,8 @@ class Worker:
                     at=event.occurred_at,
                     event_id=event.event_id,
                 ):
+                    if self.settings.admin_email:  # mailed once, because the alert opens once
+                        await repository.enqueue_job(conn, "email", event)
                     metrics.ALERTS.labels("opened").inc()
                     log.info("low_stock_alert_opened", product_id=data.product_id, stock_qty=data.stock_qty)
                     return "alert opened"

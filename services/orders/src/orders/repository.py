@@ -106,7 +106,7 @@ PLACE_ORDER = text(
 #
 # While one batch is in the database, the orders that arrive gather behind it; when it returns, they go as
 # the next batch (at most ORDERS_PLACEMENT_MAX_BATCH), in one statement and one commit. Nobody waits on a
-# timer: when the database is idle the first order goes at once, alone, as fast as PLACE_ORDER. Under load
+# timer: when the database is idle the first order goes at once, alone, as PLACE_ORDER itself. Under load
 # the batch grows by itself to what arrived during one statement, so the lock is held once for many orders.
 #
 # orders.place_orders() (migration 0007) is that statement. Inside it:
