@@ -22,7 +22,15 @@ from lockstock_db.database import SERVICE_ROLES
 from servicekit.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"inventory": 8001, "orders": 8002, "payments": 8003, "gateway": 8000, "web": 8080, "admin": 8081}
+APPS = {
+    "inventory": 8001,
+    "orders": 8002,
+    "payments": 8003,
+    "gateway": 8000,
+    "web": 8080,
+    "admin": 8081,
+    "notifications": 8004,
+}
 SERVICES_WITH_DATABASE = {"inventory", "orders", "payments", "gateway"}
 
 
@@ -224,9 +232,14 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
 
 
-async def test_every_dashboard_query_uses_metrics_the_apps_really_export(inventory_url, orders_url):
+async def test_every_dashboard_query_uses_metrics_the_apps_really_export(
+    inventory_url, orders_url, notifications_url
+):
     async with httpx.AsyncClient(timeout=30) as client:
-        scraped = [(await client.get(f"{url}/metrics")).text for url in (inventory_url, orders_url)]
+        scraped = [
+            (await client.get(f"{url}/metrics")).text
+            for url in (inventory_url, orders_url, notifications_url)
+        ]
     exported = set().union(*(exported_names(text) for text in scraped))
 
     queries = dashboard_queries()
@@ -250,6 +263,8 @@ def test_dashboard_has_the_panels_the_issue_asks_for_on_the_provisioned_datasour
         "authorizations and captures",
         "voids, refunds and expiries",
         "reconciler fixes",
+        "event lag",
+        "event deliveries",
     ):
         assert wanted in titles, wanted
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
