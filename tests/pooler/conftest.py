@@ -1,7 +1,6 @@
 """The order services served through a real pgbouncer in transaction mode.
 
-These fixtures shadow the root conftest's ``payments_url``, the orders tests' own
-``orders_url_each_placement`` (an orders server per ORDERS_PLACEMENT, batched and single) and
+These fixtures shadow the root conftest's ``payments_url`` and ``orders_url``, the orders tests' own
 ``orders_engine`` (which drives the reconciler and the sweeper) and test_races.py's ``slow_pair`` for the
 tests in this folder: the same apps and engines, their database URLs pointed at a pgbouncer (started here on
 a free loopback port, in front of the run's PostgreSQL) and ``db_pooler="transaction"``. ``db`` and
@@ -10,7 +9,6 @@ a free loopback port, in front of the run's PostgreSQL) and ``db_pooler="transac
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import get_args
 from urllib.parse import urlsplit
 
 import pytest
@@ -56,22 +54,13 @@ def payments_url(pooled_database_urls: dict[str, str]) -> Iterator[str]:
         yield server.url
 
 
-# Every way the orders service can place orders (ORDERS_PLACEMENT): batched, its default, and single.
-PLACEMENTS = list(get_args(OrdersSettings.model_fields["placement"].annotation))
-
-
-@pytest.fixture(scope="module", params=PLACEMENTS)
-def orders_url_each_placement(
-    request: pytest.FixtureRequest, pooled_database_urls: dict[str, str], payments_url: str
-) -> Iterator[str]:
-    """The orders tests' ``orders_url_each_placement`` through the pooler: an orders server per placement, so
-    a module that takes this as its ``orders_url`` runs every test with group commit on and off."""
+@pytest.fixture(scope="session")
+def orders_url(pooled_database_urls: dict[str, str], payments_url: str) -> Iterator[str]:
     settings = OrdersSettings(
         database_url=pooled_database_urls["orders"],
         db_pool_size=20,
         payments_url=payments_url,
         db_pooler="transaction",
-        placement=request.param,
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url

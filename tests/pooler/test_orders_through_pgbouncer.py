@@ -2,11 +2,9 @@
 
 The orders service's own concurrency, idempotency and money-lifecycle tests run here unchanged, against
 orders and payments apps (and the reconciler's engine) whose database URLs point at a real pgbouncer
-(tests/pooler/conftest.py). They are imported, not copied, so the two runs can never drift apart. Each runs
-twice, with ORDERS_PLACEMENT=batched (the default: the orders that arrive together decided in one statement
-and one commit) and =single, as test_concurrency.py and test_idempotency.py do. The tests below them show
-why ``db_pooler`` exists: behind transaction pooling asyncpg's default statement cache breaks, and with the
-setting it does not.
+(tests/pooler/conftest.py). They are imported, not copied, so the two runs can never drift apart. The tests
+below them show why ``db_pooler`` exists: behind transaction pooling asyncpg's default statement cache
+breaks, and with the setting it does not.
 """
 
 import importlib.util
@@ -42,9 +40,6 @@ races = _load("test_races")
 
 # pytest collects what a module holds, so these run here with this folder's fixtures (the pooled apps and
 # the pooled orders_engine behind ``reconciler``; test_races.py's ``slow_pair`` is shadowed in conftest).
-# test_concurrency.py's module fixture: orders_url is orders_url_each_placement (here the pooled one), so
-# every test of this module that reaches orders runs with each placement.
-orders_url = concurrency.orders_url
 orders = helpers.orders
 api = helpers.api
 reconciler = helpers.reconciler
