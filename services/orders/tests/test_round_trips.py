@@ -36,7 +36,7 @@ def counted_orders(request, service_database_urls):
 
 @pytest.mark.parametrize("stock", [10, 0], ids=["accepted", "refused"])
 async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
-    counted_orders, make_product, stock
+    counted_orders, db, make_product, stock
 ):
     url, seen, placement = counted_orders
     a = await make_product(stock=stock)
@@ -57,3 +57,11 @@ async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
     assert len(seen) == 1, seen
     assert ("orders.place_orders(" if placement == "batched" else "FOR UPDATE") in seen[0]
     assert "BEGIN" not in seen
+    # …and that one statement wrote the order's event too (issue 14), or, refused, none.
+    placed_events = await db.fetchval(
+        "SELECT count(*) FROM outbox.events WHERE type = 'order.placed'"
+        " AND data @> jsonb_build_object('items',"
+        "                                jsonb_build_array(jsonb_build_object('product_id', $1::bigint)))",
+        a,
+    )
+    assert placed_events == (1 if stock else 0)
