@@ -147,7 +147,8 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+            # pg_ctl waits 60 s by default; a shutdown checkpoint on a busy machine can take longer.
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "110", "stop")
 
     def destroy(self) -> None:
         self.stop()
