@@ -59,7 +59,7 @@ async def test_placing_paying_an_order_mails_the_confirmation_and_the_receipt_on
     shop, db, make_product, mail_sink, workers, wait, settled
 ):
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
-    product = await make_product(stock=5, price_cents=1_250, name="Mug")
+    product = await make_product(stock=5, price_cents=1_250, name="Outbox mug")
 
     with workers.start(mail_sink.url):
         order_id = await place_and_pay(shop, product, email)
@@ -79,7 +79,7 @@ async def test_placing_paying_an_order_mails_the_confirmation_and_the_receipt_on
         "SELECT text_body FROM notifications.emails WHERE event_id = $1", uuid.UUID(events[2][2])
     )
     assert "$25.00" in body
-    assert "Mug" in body
+    assert "Outbox mug" in body
     await processed_in_order(db, order_id)
     failed = await db.fetchval(
         "SELECT count(*) FROM notifications.jobs WHERE event_id = ANY($1::uuid[]) AND state <> 'done'",

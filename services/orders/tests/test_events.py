@@ -30,7 +30,7 @@ async def events_of(db, order_id: int) -> list[tuple[str, dict]]:
 
 
 async def test_a_placed_order_writes_order_placed_with_its_lines_and_customer(orders, db, make_product):
-    mug = await make_product(stock=5, price_cents=1_200, name="Mug")
+    mug = await make_product(stock=5, price_cents=1_200, name="Events mug")
     pen = await make_product(stock=9, price_cents=250, name="Pen")
     response = await orders.client.post(
         "/orders",
@@ -47,7 +47,7 @@ async def test_a_placed_order_writes_order_placed_with_its_lines_and_customer(or
         "order_id": placed["orderId"],
         "total_cents": 2 * 1_200 + 3 * 250,
         "items": [
-            {"product_id": mug, "qty": 2, "price_cents": 1_200, "name": "Mug"},
+            {"product_id": mug, "qty": 2, "price_cents": 1_200, "name": "Events mug"},
             {"product_id": pen, "qty": 3, "price_cents": 250, "name": "Pen"},
         ],
         "customer": {**CUSTOMER, "address": None},
