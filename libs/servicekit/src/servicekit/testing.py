@@ -217,3 +217,26 @@ async def schema_fingerprint(conn: asyncpg.Connection, schema: str) -> dict[str,
             f"SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {name} t"
         )
     return fingerprint
+
+
+CALLING_APPS = ("gateway", "orders", "web", "admin")
+
+
+def forged_credentials(tokens: dict[str, str], genuine: str) -> dict[str, dict[str, str]]:
+    """Headers, by a name for the test id, that must not pass for ``genuine``'s credential: none, a made-up
+    token, ``genuine``'s token in the wrong scheme, in the wrong header or one character off, and each other
+    calling app's own token (``"<app>'s token"``)."""
+    token = tokens[genuine]
+    return {
+        "no credential": {},
+        "made-up token": {"Authorization": "Bearer not-a-credential"},
+        "wrong scheme": {"Authorization": f"Basic {token}"},
+        "one character off": {"Authorization": f"Bearer {token[:-1]}{'x' if token[-1] != 'x' else 'y'}"},
+        "wrong header": {"X-Lockstock-Caller": token},
+        **{f"{app}'s token": {"Authorization": f"Bearer {tokens[app]}"} for app in tokens if app != genuine},
+    }
+
+
+def forged_credential_names(genuine: str) -> list[str]:
+    """The names forged_credentials gives (for a hypothesis strategy, before the tokens exist)."""
+    return sorted(forged_credentials(dict.fromkeys(CALLING_APPS, "token"), genuine))

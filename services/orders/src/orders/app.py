@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
-from orders.api import router
+from orders.api import CALLERS, router
 from orders.batcher import OrderBatcher
 from orders.expiry import sweep_periodically
 from orders.payments import HttpPaymentsClient, RetryPolicy
@@ -54,6 +54,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
                 wait_max_s=settings.payments_retry_wait_max_s,
                 wait_jitter_s=settings.payments_retry_wait_jitter_s,
             ),
+            token=settings.service_token,
         )
         tasks = [
             pruner,
@@ -86,5 +87,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         description="Orders, row-locked stock with a reservation deadline, and the money lifecycle: "
         "authorize, capture, cancel, refund, expiry, reconciliation.",
         routers=[router],
+        callers=CALLERS,
         lifespan=lifespan,
     )
