@@ -15,9 +15,9 @@ from gateway.settings import GatewaySettings
 from inventory.app import create_app as create_inventory_app
 from inventory.settings import InventorySettings
 from lockstock_db import database
+from lockstock_db.credentials import ACCEPTED, CALLING_APPS
 from notifications.app import create_app as create_notifications_app
 from notifications.settings import NotificationsSettings
-from lockstock_db.credentials import ACCEPTED, CALLING_APPS
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
@@ -118,11 +118,15 @@ def orders_url(
 
 
 @pytest.fixture(scope="session")
-def notifications_url(service_database_urls: dict[str, str]) -> Iterator[str]:
+def notifications_url(
+    service_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
     """The notifications API (emails, webhooks, alerts, sales) without its worker: a test that needs events
     consumed starts a worker of its own (see services/notifications/tests)."""
     settings = NotificationsSettings(
-        database_url=service_database_urls["notifications"], worker_enabled=False
+        database_url=service_database_urls["notifications"],
+        worker_enabled=False,
+        **credential_settings("notifications"),
     )
     with LiveServer(create_notifications_app(settings)) as server:
         yield server.url

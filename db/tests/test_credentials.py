@@ -9,6 +9,7 @@ import pytest
 
 from inventory.api import CALLERS as INVENTORY_CALLERS
 from lockstock_db.credentials import ACCEPTED, CALLING_APPS, credential_environment, service_credentials
+from notifications.api import CALLERS as NOTIFICATIONS_CALLERS
 from orders.api import CALLERS as ORDERS_CALLERS
 from payments.api import CALLERS as PAYMENTS_CALLERS
 from servicekit.callers import CallerPolicy
@@ -38,7 +39,12 @@ def test_a_missing_app_is_added_without_changing_the_others(tmp_path):
 
 @pytest.mark.parametrize(
     ("app", "policy"),
-    [("inventory", INVENTORY_CALLERS), ("orders", ORDERS_CALLERS), ("payments", PAYMENTS_CALLERS)],
+    [
+        ("inventory", INVENTORY_CALLERS),
+        ("orders", ORDERS_CALLERS),
+        ("payments", PAYMENTS_CALLERS),
+        ("notifications", NOTIFICATIONS_CALLERS),
+    ],
 )
 def test_each_service_is_handed_the_tokens_of_exactly_the_callers_its_policy_names(
     app: str, policy: CallerPolicy
@@ -72,6 +78,6 @@ def test_the_environment_gives_each_app_its_own_token_and_the_ones_it_accepts(mo
 def test_every_app_the_runner_or_the_image_starts_ignores_proxy_headers():
     commands = [line for line in (ROOT / "Procfile").read_text().splitlines() if "uvicorn" in line]
     commands += [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "exec uvicorn" in line]
-    assert len(commands) == 7
+    assert len(commands) == 8
     for command in commands:
         assert "--no-proxy-headers" in command, command

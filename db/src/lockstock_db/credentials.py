@@ -15,6 +15,7 @@ ACCEPTED = {
     "inventory": ("gateway",),
     "orders": ("gateway",),
     "payments": ("gateway", "orders"),
+    "notifications": ("gateway",),
     # The gateway is public; the web shop's and the admin's tokens only make it believe their X-Forwarded-For.
     "gateway": ("web", "admin"),
 }
