@@ -155,7 +155,10 @@ def orders_server(
 
 @pytest.fixture(scope="module", params=["batched", "single"])
 def orders_url_each_placement(
-    request: pytest.FixtureRequest, service_database_urls: dict[str, str], payments_url: str
+    request: pytest.FixtureRequest,
+    service_database_urls: dict[str, str],
+    payments_url: str,
+    credential_settings: Callable[[str], dict[str, Any]],
 ) -> Iterator[str]:
     """An orders server per ORDERS_PLACEMENT: a module that takes this as its ``orders_url`` runs every test
     with group commit on and off."""
@@ -164,6 +167,7 @@ def orders_url_each_placement(
         db_pool_size=20,
         payments_url=payments_url,
         placement=request.param,
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
