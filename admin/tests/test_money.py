@@ -39,6 +39,11 @@ def test_prices_are_converted_to_exact_cents(typed: str, cents: int) -> None:
         ("100000000000000000000", "The price can be at most 100,000,000.00."),
         ("1e20", "The price can be at most 100,000,000.00."),
         ("9" * 100, "Enter a price like 12.50."),
+        # Finite Decimals that no arithmetic context holds: times 100 they overflow or underflow.
+        ("1e999999", "The price can be at most 100,000,000.00."),
+        ("9E+999999999", "The price can be at most 100,000,000.00."),
+        ("1e-999999999", "Use at most two decimal places."),
+        ("-1e999999", "The price cannot be negative."),
     ],
 )
 def test_bad_prices_get_a_message_for_the_field(typed: str, message: str) -> None:
@@ -60,6 +65,21 @@ def test_any_typed_price_is_cents_in_range_or_a_field_error(typed: str) -> None:
         return
     assert 0 <= cents <= MAX_PRICE_CENTS
     assert Decimal(cents) / 100 == Decimal(typed.strip().replace(",", ""))
+
+
+@given(
+    st.builds(
+        lambda mantissa, exponent: f"{mantissa}e{exponent}",
+        st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**6), max_value=10**6),
+        st.integers(min_value=-(10**12), max_value=10**12),
+    )
+)
+def test_any_exponent_is_cents_in_range_or_a_field_error(typed: str) -> None:
+    try:
+        cents = parse_price(typed)
+    except FieldError:
+        return
+    assert 0 <= cents <= MAX_PRICE_CENTS
 
 
 @pytest.mark.parametrize(

@@ -570,7 +570,7 @@ async def test_an_upstream_failure_is_masked_with_the_request_id(
     assert "Traceback" not in response.text
 
 
-async def test_an_unreachable_upstream_is_masked_too(
+async def test_an_unreachable_upstream_is_retryable_and_masked(
     mocked_gateway_url: str, upstreams: Upstreams, gql: Gql
 ) -> None:
     def unreachable(request: httpx.Request) -> httpx.Response:
@@ -578,7 +578,7 @@ async def test_an_unreachable_upstream_is_masked_too(
 
     upstreams.inventory = unreachable
     body = await gql("{ products { nodes { id } } }", url=mocked_gateway_url)
-    assert error_codes(body) == ["INTERNAL"]
+    assert error_codes(body) == ["SERVICE_UNAVAILABLE"]
     assert "refused" not in json.dumps(body)
 
 

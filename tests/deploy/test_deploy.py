@@ -22,7 +22,15 @@ from lockstock_db.database import SERVICE_ROLES
 from servicekit.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"inventory": 8001, "orders": 8002, "payments": 8003, "gateway": 8000, "web": 8080, "admin": 8081}
+APPS = {
+    "inventory": 8001,
+    "orders": 8002,
+    "payments": 8003,
+    "gateway": 8000,
+    "web": 8080,
+    "admin": 8081,
+    "notifications": 8004,
+}
 SERVICES_WITH_DATABASE = {"inventory", "orders", "payments", "gateway"}
 
 
@@ -142,7 +150,11 @@ def test_each_service_connects_as_its_own_role_and_reaches_its_upstreams_by_name
         assert url.scheme == "postgresql+asyncpg"
         assert url.username == SERVICE_ROLES[service]
         assert url.password == example[f"{service.upper()}_DB_PASSWORD"]
-        assert (url.hostname, url.port, url.path) == ("postgres", 5432, "/lockstock")
+        # Through pgbouncer in transaction mode, with the setting that makes that safe (ADR 0005).
+        assert (url.hostname, url.port, url.path) == ("pgbouncer", 6432, "/lockstock")
+        assert services[service]["environment"][f"{service.upper()}_DB_POOLER"] == "transaction"
+        assert services["pgbouncer"]["environment"][f"{service.upper()}_DB_PASSWORD"]
+    assert services["migrate"]["environment"]["DATABASE_URL"].endswith("@postgres:5432/lockstock")
     gateway = services["gateway"]["environment"]
     assert gateway["GATEWAY_INVENTORY_URL"] == "http://inventory:8001"
     assert gateway["GATEWAY_ORDERS_URL"] == "http://orders:8002"
@@ -220,9 +232,14 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
 
 
-async def test_every_dashboard_query_uses_metrics_the_apps_really_export(inventory_url, orders_url):
+async def test_every_dashboard_query_uses_metrics_the_apps_really_export(
+    inventory_url, orders_url, notifications_url
+):
     async with httpx.AsyncClient(timeout=30) as client:
-        scraped = [(await client.get(f"{url}/metrics")).text for url in (inventory_url, orders_url)]
+        scraped = [
+            (await client.get(f"{url}/metrics")).text
+            for url in (inventory_url, orders_url, notifications_url)
+        ]
     exported = set().union(*(exported_names(text) for text in scraped))
 
     queries = dashboard_queries()
@@ -246,6 +263,8 @@ def test_dashboard_has_the_panels_the_issue_asks_for_on_the_provisioned_datasour
         "authorizations and captures",
         "voids, refunds and expiries",
         "reconciler fixes",
+        "event lag",
+        "event deliveries",
     ):
         assert wanted in titles, wanted
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
@@ -286,6 +305,9 @@ def test_ci_workflow_lints_tests_and_pushes_one_image_per_app_from_main():
     assert "uv run task test" in steps["test"]
     assert "apt-get install" in steps["test"]
     assert "chromium" in steps["test"]
+    for package in ("pgbouncer", "haproxy", "redis-server"):  # tests/pooler, tests/replicas, shared limits
+        assert package in steps["test"]
+        assert package in (ROOT / ".ci/run").read_text()
     for name in ("lint", "test"):
         setup_uv = next(s for s in jobs[name]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv"))
         assert setup_uv["with"]["enable-cache"] is True

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Scope
 
 from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
 from admin.routes import render, router
@@ -20,7 +21,7 @@ from admin.settings import AdminSettings, resolve_secret_key
 from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
 
 HERE = Path(__file__).parent
@@ -128,6 +129,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             status_code=503,
         )
 
+    def too_large(scope: Scope, max_bytes: int) -> Response:
+        context = {"title": "Request too large", "message": "That form is larger than the admin accepts."}
+        return render(Request(scope), "error.html", context, status_code=413)
+
+    # Inside the session (its page needs it), outside everything that reads a body: the kit's, as in the
+    # gateway and the web shop.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=too_large)
     # Added last = outermost: request ids wrap the session. The cookie is Secure, HttpOnly, SameSite=Strict.
     app.add_middleware(
         SessionMiddleware,

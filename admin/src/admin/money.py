@@ -10,6 +10,7 @@ MAX_STOCK = 1_000_000_000
 MAX_NAME_LENGTH = 200
 # The orders service's limit on a refund's reason (orders.schemas).
 MAX_REASON_LENGTH = 500
+_CENT = Decimal("0.01")
 # ASCII digits only (str.isdigit and int() also accept "¹", "١" and "1_000"); long enough for any limit here.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,24}")
 
@@ -43,12 +44,14 @@ def parse_money(raw: str, *, noun: str = "price", maximum: int = MAX_PRICE_CENTS
         raise FieldError(f"Enter {article} {noun} like 12.50.")
     if amount < 0:
         raise FieldError(f"The {noun} cannot be negative.")
-    cents = amount * 100
-    if cents != cents.to_integral_value():
-        raise FieldError("Use at most two decimal places.")
-    if cents > maximum:
+    # Compared before any arithmetic: "1e999999" is a finite Decimal, and multiplying it by 100 overflows
+    # the context (decimal.Overflow); "1e-999999999" times 100 underflows to 0. Comparisons and quantize
+    # within the cap are exact.
+    if amount > Decimal(maximum).scaleb(-2):
         raise FieldError(f"The {noun} can be at most {format_cents(maximum)}.")
-    return int(cents)
+    if amount != amount.quantize(_CENT):
+        raise FieldError("Use at most two decimal places.")
+    return int(amount.quantize(_CENT).scaleb(2))
 
 
 def parse_price(raw: str) -> int:

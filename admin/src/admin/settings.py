@@ -26,6 +26,8 @@ class AdminSettings(KitSettings):
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
     csrf_max_age_s: int = Field(default=8 * 3600, ge=60)
     page_size: int = Field(default=20, ge=1, le=100)
+    # Request bodies over this are refused (413) before anything reads them; the admin's forms are small.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
 
 
 def resolve_secret_key(settings: AdminSettings) -> str:

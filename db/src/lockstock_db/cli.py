@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lockstock_db import database
+from lockstock_db import database, replicas
 from lockstock_db.credentials import credential_environment, service_credentials
 from servicekit.embedded import EmbeddedPostgres
 
@@ -94,19 +94,42 @@ def up() -> int:
         database.seed(admin_url)
         env = _app_environment(admin_url)
         env |= _gateway_dev_environment(env)
-        print("\nlockstock is starting; Ctrl-C stops everything.\n", flush=True)
-        for name, url in APP_URLS.items():
-            if _in_procfile(name.split()[0]):
-                print(f"  {name:<10} {url}", flush=True)
-        print(flush=True)
-        honcho = subprocess.Popen(["honcho", "start", "-f", "Procfile"], env=env)
-        try:
-            return honcho.wait()
-        except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)
-            honcho.wait()
-            print("\nlockstock stopped.", flush=True)
-            return 0
+        with replica_run(env) as procfile:
+            print("\nlockstock is starting; Ctrl-C stops everything.\n", flush=True)
+            for name, url in APP_URLS.items():
+                if _in_procfile(name.split()[0]):
+                    print(f"  {name:<10} {url}", flush=True)
+            print(flush=True)
+            honcho = subprocess.Popen(["honcho", "start", "-f", str(procfile)], env=env)
+            try:
+                return honcho.wait()
+            except KeyboardInterrupt:
+                honcho.send_signal(signal.SIGINT)
+                honcho.wait()
+                print("\nlockstock stopped.", flush=True)
+                return 0
+
+
+@contextmanager
+def replica_run(env: dict[str, str]) -> Iterator[Path]:
+    """The Procfile to run: the plain one, or with LOCKSTOCK_REPLICAS=N every app N times behind haproxy,
+    the gateways sharing their limits in a Redis of their own (unless GATEWAY_RATE_LIMIT_STORAGE_URI is
+    set)."""
+    count = replicas.replicas_from_env()
+    if count == 1:
+        yield Path("Procfile")
+        return
+    procfile = replicas.write(DATA_DIR, Path("Procfile"), count)
+    print(f"replicas   {count} of every app behind haproxy ({DATA_DIR / 'haproxy.cfg'})", flush=True)
+    if "GATEWAY_RATE_LIMIT_STORAGE_URI" in env:
+        yield procfile
+        return
+    from servicekit.redisserver import RedisServer
+
+    with RedisServer() as redis:
+        env["GATEWAY_RATE_LIMIT_STORAGE_URI"] = redis.url
+        print(f"limits     shared by the gateways in {redis.url}", flush=True)
+        yield procfile
 
 
 def _in_procfile(name: str) -> bool:

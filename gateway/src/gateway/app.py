@@ -2,6 +2,7 @@
 /graphql, health routes, request ids and the body-size guard."""
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from gateway.auth import Limits, Tokens
 from gateway.clients.base import UpstreamClient, build_http_client
@@ -28,12 +31,12 @@ from gateway.clients.payments import PaymentsClient
 from gateway.context import get_context
 from gateway.errors import TopLevelCode
 from gateway.order_tokens import OrderTokens, derived_secret
-from gateway.schema import build_schema
+from gateway.schema import build_schema, shape_error
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
 from servicekit.tracing import EXCLUDED_URLS, instrument_engine, setup_tracing, shutdown_tracing
 
 log = structlog.get_logger()
@@ -48,52 +51,74 @@ def graphql_error_response(
     )
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _too_large(scope: Scope, max_bytes: int) -> Response:
+    return graphql_error_response(413, f"The request body is over {max_bytes} bytes.")
 
 
-class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` before anything parses them (a megabyte of variables would
-    otherwise be read, decoded and coerced in full)."""
+class GatewayGraphQLRouter(GraphQLRouter[Any, None]):
+    """Strawberry's router with two holes closed at the edge.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    - JSON it cannot hold: ``json.loads`` raises ValueError for an integer over 4,300 digits and for bytes
+      that are not UTF-8, and RecursionError for deep nesting; Strawberry catches only JSONDecodeError, so
+      those were 500s. Nesting deeper than any operation of the schema needs is refused as well, before
+      graphql-core's recursive coercion meets it.
+    - Errors raised outside the schema's extensions (Strawberry turns an exception during parsing or
+      validation into an error ShapeErrors never sees) still get a code here, the one way out.
+    """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+    def decode_json(self, data: str | bytes) -> object:
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+            decoded = json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            raise StarletteHTTPException(
+                400, f"The request body is not JSON the gateway accepts: {_why(exc)}."
+            ) from None
+        if not isinstance(decoded, (dict, list)):
+            # Strawberry calls .get() on whatever it decoded: a bare number or string was a 500.
+            raise StarletteHTTPException(400, "The request body must be a JSON object.")
+        if _nesting_depth(decoded) > MAX_JSON_DEPTH:
+            raise StarletteHTTPException(400, f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+        return decoded
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = graphql_error_response(413, f"The request body is over {self.max_bytes} bytes.")
-        await response(scope, receive, send)
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [
+                error if (error.extensions or {}).get("code") else shape_error(error)
+                for error in result.errors
+            ]
+        return await super().process_result(request, result)
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "it nests too deep"
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8"
+    return "a number in it is too long"
+
+
+def _nesting_depth(value: object) -> int:
+    """How deep lists and objects nest in ``value`` (iterative: the point is to refuse deep input)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class PlainErrorsAsGraphQL:
@@ -209,7 +234,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    graphql = GraphQLRouter(
+    graphql = GatewayGraphQLRouter(
         build_schema(settings),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -255,7 +280,7 @@ def create_app(
         return graphql_error_response(exc.status_code, detail)
 
     app.add_middleware(PlainErrorsAsGraphQL)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=_too_large)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
     provider = setup_tracing(app, settings.service_name, exporter=span_exporter)

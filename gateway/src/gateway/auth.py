@@ -13,6 +13,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy import text
@@ -146,11 +147,25 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+def limit_storage(uri: str) -> AsyncStorage:
+    """The counters' store. ``async+memory://`` is per process; replicas share one with ``redis://host:6379/0``
+    (or ``async+redis://``), served by redis-py's asyncio client. A scheme without ``async+`` gets it: the
+    limiter is async."""
+    if not uri.startswith("async+"):
+        uri = f"async+{uri}"
+    if uri.startswith(("async+redis://", "async+rediss://")):
+        storage = storage_from_string(uri, implementation="redispy")
+    else:
+        storage = storage_from_string(uri)
+    assert isinstance(storage, AsyncStorage)
+    return storage
+
+
 class Limits:
     """Per-client rate limits and the failed sign-in throttle (the `limits` library, moving window)."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        self.storage = storage_from_string(settings.rate_limit_storage_uri)
+        self.storage = limit_storage(settings.rate_limit_storage_uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.place_order = parse(settings.rate_limit_place_order)
         self.authorize_payment = parse(settings.rate_limit_authorize_payment)

@@ -78,6 +78,7 @@ class TopLevelCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
     BAD_REQUEST = "BAD_REQUEST"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -111,3 +112,13 @@ class RateLimited(GatewayError):
 class BadRequest(GatewayError):
     def __init__(self, message: str) -> None:
         super().__init__(message, TopLevelCode.BAD_REQUEST)
+
+
+class ServiceUnavailable(GatewayError):
+    """A part of the system is down, restarting or busy (an upstream answered 503 or could not be reached, a
+    database refused for now). Retryable, unlike INTERNAL: ``retryAfter`` says when, in seconds."""
+
+    def __init__(self, message: str = "A service is temporarily unavailable.", retry_after: int = 1) -> None:
+        super().__init__(
+            f"{message} Retry in {retry_after} s.", TopLevelCode.SERVICE_UNAVAILABLE, retryAfter=retry_after
+        )

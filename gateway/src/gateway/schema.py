@@ -6,8 +6,16 @@ from typing import Any
 
 import strawberry
 import structlog
-from graphql import DocumentNode, GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    Node,
+    Visitor,
+    visit,
+)
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -20,13 +28,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.str_converters import to_camel_case
 
-from gateway.errors import GatewayError, TopLevelCode
+from gateway.errors import GatewayError, ServiceUnavailable, TopLevelCode
 from gateway.metrics import GRAPHQL_OPERATIONS
 from gateway.mutations import Mutation
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
-from servicekit.errors import current_request_id
+from servicekit.errors import current_request_id, retryable_database_failure
 
 log = structlog.get_logger()
 
@@ -43,6 +51,13 @@ def shape_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
         return error
+    if original is not None and retryable_database_failure(original) is not None:
+        # The gateway's own database (accounts) is down, restarting or busy: retryable, like an upstream 503.
+        log.warning("database_unavailable", path=error.path, error=type(original).__name__)
+        unavailable = ServiceUnavailable("The sign-in database is temporarily unavailable.")
+        return GraphQLError(
+            str(unavailable), nodes=error.nodes, path=error.path, extensions=unavailable.extensions
+        )
     if error.path is None and (
         original is None or isinstance(original, (GraphQLError, ValueError, TypeError))
     ):
@@ -133,6 +148,65 @@ class _ParseCache(SchemaExtension):
             self.documents.put(key, context.graphql_document)
 
 
+class _SpreadNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_fragment_spread(self, node: FragmentSpreadNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def _spread_names(node: Node) -> set[str]:
+    visitor = _SpreadNames()
+    visit(node, visitor)
+    return visitor.names
+
+
+def _fragments_are_measurable(document: DocumentNode) -> bool:
+    """True when every fragment spread names a fragment the document defines and no fragment spreads itself,
+    directly or through others. Strawberry's depth rule follows spreads recursively as the document is built:
+    an undefined one raises KeyError, and a cycle recurses until RecursionError (whose traceback, logged by
+    the server, crashed CPython 3.11 once). graphql-core's own KnownFragmentNamesRule and NoFragmentCyclesRule
+    refuse such documents with a message a person can act on."""
+    spreads = {
+        definition.name.value: _spread_names(definition)
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    used = _spread_names(document)
+    if not used <= spreads.keys():
+        return False
+    done: set[str] = set()
+
+    def acyclic(name: str, path: set[str]) -> bool:  # fragments are few and small: a plain DFS
+        if name in path:
+            return False
+        if name in done:
+            return True
+        if not all(acyclic(child, path | {name}) for child in spreads[name]):
+            return False
+        done.add(name)
+        return True
+
+    return all(acyclic(name, set()) for name in spreads)
+
+
+def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """The depth rule, measuring only documents whose fragments it can follow (see
+    _fragments_are_measurable); graphql-core's rules refuse the others ("Unknown fragment 'Nope'.",
+    "Cannot spread fragment 'A' within itself via 'B'.")."""
+
+    class TolerantRule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            if _fragments_are_measurable(context.document):
+                super().__init__(context)
+            else:
+                ASTValidationRule.__init__(self, context)
+
+    return TolerantRule
+
+
 class GatewaySchema(strawberry.Schema):
     parsed_documents: ParsedDocuments | None = None
 
@@ -147,7 +221,10 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
     # the limiter extensions would build a new rule class for every operation, and the validation cache,
     # keyed by (document, rules), would then never hit.
     rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *(
+            _tolerate_unknown_fragments(rule)
+            for rule in QueryDepthLimiter(settings.max_query_depth).validation_rules
+        ),
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     if not settings.introspection:

@@ -1,6 +1,7 @@
 """The kit's promises to every app: request ids, masked 500s, problem+json, and commit before response."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -126,13 +127,19 @@ async def test_readiness_reports_the_database(kit_url):
 
 def test_every_log_line_is_json_with_the_request_id(kit_url, capfd):
     httpx.get(f"{kit_url}/healthz", headers={"X-Request-ID": "log-check-1"})
-    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
-    finished = [
-        line
-        for line in lines
-        if line.get("event") == "request_finished" and line.get("request_id") == "log-check-1"
-    ]
-    assert finished
+    # The line is written once the response is out, so it may land a moment after the client has it.
+    out, finished = "", []
+    deadline = time.monotonic() + 10
+    while not finished:
+        assert time.monotonic() < deadline, f"no request_finished line for log-check-1 in {out!r}"
+        out += capfd.readouterr().out
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        finished = [
+            line
+            for line in lines
+            if line.get("event") == "request_finished" and line.get("request_id") == "log-check-1"
+        ]
+        time.sleep(0.01)
     assert finished[0]["service"] == "kit"
     assert finished[0]["status"] == 200
 

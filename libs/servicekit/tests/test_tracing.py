@@ -24,7 +24,7 @@ from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
-from servicekit.testing import LiveServer, log_events
+from servicekit.testing import LiveServer, log_events, wait_until
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 GATEWAY_TOKEN = "tracing-test-gateway-token"
@@ -142,7 +142,15 @@ async def test_without_an_otlp_endpoint_tracing_is_not_set_up_at_all(
         async with httpx.AsyncClient() as client:
             response = await client.get(f"{server.url}/healthz", headers={"X-Request-ID": "untraced"})
         assert response.status_code == 200
-        out = capfd.readouterr().out
+        # The request's log line is written after its response is sent: poll for it, never race it.
+        out = ""
+
+        async def logged() -> bool:
+            nonlocal out
+            out += capfd.readouterr().out
+            return any(event.get("request_id") == "untraced" for event in log_events(out))
+
+        await wait_until(logged)
     finished = [event for event in log_events(out) if event.get("request_id") == "untraced"]
     assert finished
     assert all("trace_id" not in line for line in finished)

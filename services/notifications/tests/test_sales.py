@@ -138,3 +138,18 @@ async def test_the_sales_report_covers_30_days_with_totals_and_top_products(
         "revenue_cents": 30_000_000,
         "refunds_cents": 0,
     }
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"to": "0001-01-01"},
+        {"to": "0001-01-15"},
+        {"from": "2026-02-01", "to": "2026-01-01"},
+        {"from": "0001-01-01"},
+    ],
+)
+async def test_a_date_range_no_report_can_cover_is_a_422_not_a_500(api, query) -> None:
+    response = await api.get("/sales", params=query)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in {"invalid_date_range", "validation_error"}

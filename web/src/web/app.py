@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import BodySizeLimit, BodyTooLarge, RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
 from web.cart import Signer, format_price, stock_label
 from web.checkout import status_label
@@ -148,11 +148,18 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+_CSRF_PASSED = "lockstock.csrf_passed"
+
+
 class CsrfMiddleware:
     """asgi-csrf (a signed double-submit token: cookie + hidden form field, via itsdangerous) as a Starlette
     middleware class. Every shop POST path is always protected, even for a browser without cookies."""
 
     def __init__(self, app: ASGIApp, *, secret_key: str, cookie_secure: bool) -> None:
+        async def reached(scope: Scope, receive: Receive, send: Send) -> None:
+            scope[_CSRF_PASSED] = True
+            await app(scope, receive, send)
+
         async def refuse(scope: Scope, send: Send, message_id: object) -> None:
             log.info("csrf_refused", reason=str(message_id))
             body = _plain_error_page(
@@ -165,7 +172,7 @@ class CsrfMiddleware:
             await _send_html(send, 403, body)
 
         self._wrapped = asgi_csrf(
-            app,
+            reached,
             signing_secret=secret_key,
             signing_namespace="lockstock.web.csrf",
             always_protect=CSRF_PROTECTED_PATHS,
@@ -175,17 +182,37 @@ class CsrfMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # In the scope itself, which is each request's own (uvicorn's scope["state"] may be shared).
+        scope[_CSRF_PASSED] = False
         try:
             await self._wrapped(scope, receive, send)
-        except UnicodeDecodeError:
-            # asgi-csrf decodes url-encoded bodies as UTF-8 before anything else can look at them.
+        except BodyTooLarge:
+            raise  # BodySizeLimit, just outside, answers 413
+        except Exception:
+            if scope[_CSRF_PASSED]:
+                raise  # the app's own failure, past the check: HtmlErrorPageMiddleware's to handle
+            # asgi-csrf reads the body itself before anything else can look at it, and trips on what it did
+            # not expect: a url-encoded body that is not UTF-8 (UnicodeDecodeError), multipart/form-data
+            # without a boundary (IndexError), a multipart body python-multipart cannot parse (ValueError).
+            # Nothing ran yet, so the form is simply refused.
+            log.info("form_unreadable", path=scope.get("path"))
             await _send_html(
                 send,
                 400,
                 _plain_error_page(
-                    400, _ERROR_TITLES[400], "The form was not valid text.", _request_id(scope)
+                    400,
+                    _ERROR_TITLES[400],
+                    "The form could not be read. Go back, reload the page and try again.",
+                    _request_id(scope),
                 ),
             )
+
+
+def _too_large(scope: Scope, max_bytes: int) -> Response:
+    body = _plain_error_page(
+        413, _ERROR_TITLES[413], "That form is larger than this shop accepts.", _request_id(scope)
+    )
+    return Response(body, status_code=413, media_type="text/html; charset=utf-8")
 
 
 async def _on_gateway_error(request: Request, exc: Exception) -> Response:
@@ -244,6 +271,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(router)
     # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
     app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
+    # Around CSRF, which reads the body first: an oversized one is refused unread (the kit's, as in the
+    # gateway and the admin), and inside the crash page, which would take BodyTooLarge for a crash.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=_too_large)
     app.add_middleware(HtmlErrorPageMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -275,8 +275,11 @@ class GatewayClient:
                 )
             if code == "BAD_REQUEST":
                 raise GatewayBadRequestError(message or "Bad request", code=code)
-            if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE"}:
-                raise GatewayUnavailableError(message or "Unavailable", code=code)
+            if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE", "SERVICE_UNAVAILABLE"}:
+                retry = extensions.get("retryAfter")
+                raise GatewayUnavailableError(
+                    message or "Unavailable", code=code, retry_after=retry if isinstance(retry, int) else None
+                )
             raise GatewayError(message or "GraphQL error", code=code)
         if answer.data is None:
             raise GatewayError("The gateway answered without data.")

@@ -28,6 +28,8 @@ class WebSettings(KitSettings):
     # How long "Place order" keeps retrying while the same idempotency key is still in flight.
     checkout_in_use_deadline_s: float = Field(default=10.0, gt=0, le=60)
     products_per_page: int = Field(default=12, ge=1, le=100)
+    # Request bodies over this are refused (413) before anything reads them; the shop's forms are tiny.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     cookie_secure: bool = False
 
 

@@ -7,8 +7,10 @@ import aiohttp
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
+from opentelemetry import propagate
 from pydantic import SecretStr
 
+from gateway.errors import ServiceUnavailable
 from gateway.metrics import timed_upstream
 from servicekit.callers import caller_headers
 from servicekit.errors import current_request_id
@@ -28,8 +30,35 @@ class UpstreamError(Exception):
         self.problem = problem
 
 
-class UpstreamUnavailable(Exception):
-    """The upstream could not be reached or did not answer in time."""
+class UpstreamUnavailable(ServiceUnavailable):
+    """The upstream could not be reached or did not answer in time: SERVICE_UNAVAILABLE, never INTERNAL."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"The {service} service cannot be reached right now.")
+
+
+class UpstreamRetryable(UpstreamError, ServiceUnavailable):
+    """The upstream answered 503 (its database down or busy, it is shutting down). Still an UpstreamError, so
+    a mutation may map a code it knows (``payments_unavailable`` → PAYMENT_UNAVAILABLE); one it does not
+    know is raised again and reaches the client as SERVICE_UNAVAILABLE with ``retryAfter``."""
+
+    def __init__(
+        self, service: str, status: int, code: str, problem: dict[str, Any], retry_after: int
+    ) -> None:
+        UpstreamError.__init__(self, service, status, code, problem)
+        self.extensions = ServiceUnavailable(
+            f"The {service} service is temporarily unavailable.", retry_after
+        ).extensions
+        self.args = (f"The {service} service is temporarily unavailable. Retry in {retry_after} s.",)
+
+
+MAX_RETRY_AFTER_S = 60
+
+
+def _retry_after(response: httpx.Response) -> int:
+    """The upstream's Retry-After in whole seconds (1 to 60), 1 when it sent none we can read."""
+    value = response.headers.get("retry-after", "")
+    return min(int(value), MAX_RETRY_AFTER_S) if value.isdigit() and len(value) < 6 and int(value) > 0 else 1
 
 
 def build_http_client(
@@ -76,12 +105,15 @@ class UpstreamClient:
         sent = dict(headers or {})
         if request_id := current_request_id():
             sent["X-Request-ID"] = request_id
+        # The trace goes upstream with the call (traceparent): httpx's instrumentation wraps only httpx's own
+        # transports, not aiohttp's. Without an active span this adds nothing.
+        propagate.inject(sent)
         with timed_upstream(self.service) as outcome:
             try:
                 response = await self.http.request(method, path, headers=sent, **kwargs)
             except httpx.TransportError as exc:
                 log.warning("upstream_unreachable", service=self.service, path=path, error=repr(exc))
-                raise UpstreamUnavailable(f"{self.service} unreachable") from exc
+                raise UpstreamUnavailable(self.service) from exc
             outcome["value"] = f"{response.status_code // 100}xx"
         if response.is_success:
             return response
@@ -92,6 +124,10 @@ class UpstreamClient:
         problem: dict[str, Any] = body if isinstance(body, dict) else {}
         code = problem.get("code") if isinstance(problem.get("code"), str) else f"http_{response.status_code}"
         log.info("upstream_refused", service=self.service, path=path, status=response.status_code, code=code)
+        if response.status_code == 503:
+            raise UpstreamRetryable(
+                self.service, response.status_code, str(code), problem, _retry_after(response)
+            )
         raise UpstreamError(self.service, response.status_code, str(code), problem)
 
     async def healthy(self) -> bool:

@@ -1,7 +1,7 @@
 """Engine and the one-transaction-per-request session dependency."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
@@ -42,14 +42,36 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         asyncpg_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        connect_args={
-            "server_settings": {
-                "application_name": settings.service_name,
-                "lock_timeout": str(settings.db_lock_timeout_ms),
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            }
-        },
+        connect_args=connect_args(settings),
     )
+
+
+def connect_args(settings: DatabaseSettings) -> dict[str, Any]:
+    """asyncpg's connection arguments: the session settings, and behind a transaction pooler no statement
+    that outlives its transaction (docs/adr/0005-pgbouncer-transaction-pooling.md).
+
+    Behind pgbouncer every statement is sent unnamed with both statement caches off: asyncpg then parses it
+    again in the same Parse/Bind/Execute/Sync batch that runs it, so it never depends on a server connection
+    it may no longer hold, and no named statement is left on a server connection for another client to
+    collide with. The lock and statement timeouts cannot travel as startup parameters (pgbouncer 1.18 refuses
+    the ones it does not know), so the pooler sets them on its server connections (``connect_query``)."""
+    server_settings = {"application_name": settings.service_name}
+    if settings.db_pooler == "transaction":
+        return {
+            "server_settings": server_settings,
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unnamed_statement,
+        }
+    server_settings |= {
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+    }
+    return {"server_settings": server_settings}
+
+
+def _unnamed_statement() -> str:
+    return ""
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -2,11 +2,13 @@
 
 from typing import Any, ClassVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -148,17 +150,72 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, code, title, detail, dict(exc.headers or {}))
 
 
+# SQLSTATEs that mean "not now" rather than "never": the same request may succeed a moment later.
+# 55P03 lock_not_available and 57014 query_canceled come from lock_timeout and statement_timeout; 40001 and
+# 40P01 are serialization failures and deadlocks; class 53 is the server out of connections or memory.
+_BUSY_SQLSTATES = {"55P03", "57014", "40001", "40P01"}
+# Class 08 is a broken connection; 57P01-57P03 are an admin shutdown, a crash shutdown and a server that
+# is starting or stopping ("the database system is starting up").
+_DOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+RETRY_AFTER_S = 1
+
+
+def retryable_database_failure(exc: BaseException) -> str | None:
+    """``"database_unavailable"`` when the database cannot be reached (down, restarting, a connection cut),
+    ``"database_busy"`` when it refused for load (a lock or statement timeout, a serialization failure, a
+    full pool), ``None`` for anything else. Looks through SQLAlchemy's wrapper at the driver's error."""
+    if isinstance(exc, PoolTimeout):
+        return "database_busy"
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return "database_unavailable"
+        return retryable_database_failure(exc.orig) if exc.orig is not None else None
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _BUSY_SQLSTATES or sqlstate.startswith("53"):
+            return "database_busy"
+        if sqlstate in _DOWN_SQLSTATES or sqlstate.startswith("08"):
+            return "database_unavailable"
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, TimeoutError)):
+        # Refused, reset or timed-out sockets (asyncpg raises them bare while connecting) and a connection
+        # the driver already knows is closed.
+        return "database_unavailable"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        return retryable_database_failure(cause)
+    return None
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+
+class DatabaseBusy(Unavailable):
+    code = "database_busy"
+    title = "Database busy"
+
+
+def database_failure_response(code: str) -> JSONResponse:
+    error: Unavailable
+    if code == "database_busy":
+        error = DatabaseBusy("The database is busy; retry shortly.")
+    else:
+        error = DatabaseUnavailable("The database cannot be reached right now; retry shortly.")
+    error.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return app_error_response(error)
+
+
 async def _on_db_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DBAPIError)
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    # 55P03 lock_not_available and 57014 query_canceled come from lock_timeout and statement_timeout:
-    # the database is busy, not broken, and the client may retry.
-    if sqlstate in {"55P03", "57014", "40001", "40P01"}:
-        log.warning("database_busy", sqlstate=sqlstate)
-        return problem_response(
-            503, "busy", "Busy", "The database is busy; retry shortly.", {"Retry-After": "1"}
-        )
-    if sqlstate and sqlstate.startswith("22"):
+    """Every driver failure: retryable ones are a 503 with Retry-After, bad input a 422, the rest a 500."""
+    retryable = retryable_database_failure(exc)
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if retryable is not None:
+        log.warning(retryable, sqlstate=sqlstate, error=type(orig).__name__)
+        return database_failure_response(retryable)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
         # Class 22, data exception: input PostgreSQL refuses (a NUL byte in text, a number out of range) that
         # got past validation. It is the client's input, so a 422, never a 500; validation should catch it
         # first.
@@ -174,7 +231,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_app_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(DBAPIError, _on_db_error)
+    # The driver's and the pool's failures, and the bare socket errors asyncpg raises while connecting.
+    for kind in (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(kind, _on_db_error)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

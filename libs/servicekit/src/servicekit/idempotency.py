@@ -6,17 +6,26 @@ payload. The same key with another payload is refused (422); the same key while 
 is refused (409, Retry-After). A request that fails before anything was decided releases its key, so it can
 be retried. Keys expire after a TTL and are pruned.
 
+Leases. A claim holds its key for a lease (60 s). A claim whose lease ran out (its process died mid-request)
+is taken over by the next request with the key. Two rules keep a takeover from ever running beside a request
+that is still alive: the running request renews its lease every third of it, so only a dead one goes stale;
+and every claim carries a fencing token (its ``locked_at``, changed by each claim, takeover and renewal),
+which complete and release must present, so a request that lost its key (a pause longer than the lease)
+cannot store its answer over, or delete, the claim of the request that took it over. The TTL must be longer
+than the lease (checked at start-up), or a key could expire under a running request.
+
 Each service keeps its own table of this shape (see the migrations):
   key text PK, fingerprint text, state text ('in_flight'|'done'), response_status int,
   response_content_type text, response_body bytea, created_at timestamptz, locked_at timestamptz
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -79,10 +88,23 @@ class StoredResponse:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
     key: str
     recovered: bool  # True when a stale in-flight claim (its process died) was taken over
+    # The fencing token: this claim's locked_at. Renewal moves it; complete and release present it.
+    token: datetime | None = field(default=None, compare=False)
+
+
+class LeaseTooLong(ValueError):
+    """The idempotency TTL must be longer than the lease, or a key could expire under a running request."""
+
+
+def check_lease(ttl: timedelta, lease: timedelta) -> None:
+    if lease <= timedelta(0):
+        raise LeaseTooLong(f"the idempotency lease must be positive; got {lease}")
+    if ttl <= lease:
+        raise LeaseTooLong(f"the idempotency TTL ({ttl}) must be longer than its lease ({lease})")
 
 
 def validate_key(key: str | None, *, required: bool) -> str | None:
@@ -113,10 +135,15 @@ class IdempotencyStore:
         ttl: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(seconds=60),
     ) -> None:
+        check_lease(ttl, lease)
         self._engine = engine
         self._table = table  # a trusted, schema-qualified name from the service's code, never from input
         self._ttl = ttl
         self._lease = lease
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
 
     async def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
         """Claim ``key`` for this request, or return the stored response to replay, or refuse."""
@@ -134,13 +161,13 @@ class IdempotencyStore:
                                response_status = NULL, response_content_type = NULL, response_body = NULL,
                                created_at = now(), locked_at = now()
                          WHERE k.created_at < now() - CAST(:ttl AS interval)
-                        RETURNING key
+                        RETURNING locked_at
                         """
                     ),
                     {"key": key, "fp": request_fingerprint, "ttl": self._ttl},
                 )
-                if inserted.first() is not None:
-                    return Claim(key, recovered=False)
+                if (claimed := inserted.first()) is not None:
+                    return Claim(key, recovered=False, token=claimed.locked_at)
                 row = (
                     await conn.execute(
                         text(
@@ -165,17 +192,17 @@ class IdempotencyStore:
                     taken = await conn.execute(
                         text(
                             f"""
-                            UPDATE {self._table} SET locked_at = now()
+                            UPDATE {self._table} SET locked_at = clock_timestamp()
                              WHERE key = :key AND state = 'in_flight'
                                AND locked_at < now() - CAST(:lease AS interval)
-                            RETURNING key
+                            RETURNING locked_at
                             """
                         ),
                         {"key": key, "lease": self._lease},
                     )
-                    if taken.first() is not None:
+                    if (recovered := taken.first()) is not None:
                         log.warning("idempotency_key_recovered", key=key)
-                        return Claim(key, recovered=True)
+                        return Claim(key, recovered=True, token=recovered.locked_at)
                 raise IdempotencyKeyInUse(
                     "A request with this Idempotency-Key is still being processed; retry shortly.",
                     headers={"Retry-After": "1"},
@@ -188,16 +215,43 @@ class IdempotencyStore:
     def table(self) -> str:
         return self._table
 
-    async def complete(self, key: str, response: Response) -> None:
+    async def renew(self, claim: Claim) -> bool:
+        """Extend the claim's lease (and move its token). False if the claim is no longer this request's."""
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(
+            renewed = (
+                await conn.execute(
+                    text(
+                        f"""
+                        UPDATE {self._table} SET locked_at = clock_timestamp()
+                         WHERE key = :key AND state = 'in_flight' AND locked_at = :token
+                        RETURNING locked_at
+                        """
+                    ),
+                    {"key": claim.key, "token": claim.token},
+                )
+            ).first()
+        if renewed is None:
+            return False
+        claim.token = renewed.locked_at
+        return True
+
+    def _fence(self, token: datetime | None) -> str:
+        # Without a token (a caller from before fencing) the key alone decides, as it used to.
+        return " AND locked_at = :token" if token is not None else ""
+
+    async def complete(self, key: str, response: Response, *, token: datetime | None = None) -> bool:
+        """Store ``response`` for the claim holding ``token``. False (nothing stored) if that claim lost the
+        key: another request took it over, and its answer is the one to keep."""
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(
                 text(
                     f"""
                     UPDATE {self._table}
                        SET state = 'done', response_status = :status, response_content_type = :ctype,
                            response_body = :body
-                     WHERE key = :key
+                     WHERE key = :key AND state = 'in_flight'{self._fence(token)}
                     """
                 ),
                 {
@@ -205,15 +259,22 @@ class IdempotencyStore:
                     "status": response.status_code,
                     "ctype": response.media_type or "application/json",
                     "body": bytes(response.body),
+                    "token": token,
                 },
             )
+            return bool(result.rowcount)
 
-    async def release(self, key: str) -> None:
+    async def release(self, key: str, *, token: datetime | None = None) -> bool:
+        """Free the claim holding ``token`` so the key can be retried; False if it was not held any more."""
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(
-                text(f"DELETE FROM {self._table} WHERE key = :key AND state = 'in_flight'"), {"key": key}
+            result = await conn.execute(
+                text(
+                    f"DELETE FROM {self._table} WHERE key = :key AND state = 'in_flight'{self._fence(token)}"
+                ),
+                {"key": key, "token": token},
             )
+            return bool(result.rowcount)
 
     async def prune(self) -> int:
         async with self._engine.connect() as conn:
@@ -237,7 +298,8 @@ async def run_idempotently(
 ) -> Response:
     """Run ``handler`` at most once per key. Without a key it simply runs.
 
-    Final refusals (``AppError.final``) are stored like successes; any other error releases the key.
+    Final refusals (``AppError.final``) are stored like successes; any other error releases the key. While
+    the handler runs its lease is renewed, and complete and release are fenced by the claim's token.
     """
     if key is None:
         return await handler(None)
@@ -246,18 +308,56 @@ async def run_idempotently(
         IDEMPOTENT_REPLAYS.labels(store.table).inc()
         log.info("idempotent_replay", key=key, status=outcome.status)
         return outcome.replay()
+    claim = outcome
     try:
-        response = await handler(outcome)
+        async with _renewing(store, claim):
+            response = await handler(claim)
     except AppError as exc:
         if not exc.final:
-            await store.release(key)
+            await _release(store, claim)
             raise
         response = app_error_response(exc)
     except BaseException:
-        await store.release(key)
+        await _release(store, claim)
         raise
-    await store.complete(key, response)
+    if not await store.complete(claim.key, response, token=claim.token):
+        log.error("idempotency_lease_lost", key=key, status=response.status_code)
     return response
+
+
+async def _release(store: IdempotencyStore, claim: Claim) -> None:
+    if not await store.release(claim.key, token=claim.token):
+        log.warning("idempotency_release_fenced", key=claim.key)
+
+
+@contextlib.asynccontextmanager
+async def _renewing(store: IdempotencyStore, claim: Claim) -> AsyncIterator[None]:
+    """Renew ``claim``'s lease every third of it until the block ends. The renewer is stopped, not cancelled:
+    a renewal cut off mid-statement could move the token in the database and not in ``claim``, and the
+    request would then be fenced out of its own key."""
+    stop = asyncio.Event()
+
+    async def renew_until_stopped() -> None:
+        every_s = store.lease.total_seconds() / 3
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+                return
+            except TimeoutError:
+                pass
+            try:
+                if not await store.renew(claim):
+                    log.error("idempotency_lease_lost", key=claim.key)
+                    return
+            except Exception:  # a failed renewal is retried next period; the lease has two more left
+                log.warning("idempotency_renew_failed", key=claim.key, exc_info=True)
+
+    renewer = asyncio.create_task(renew_until_stopped())
+    try:
+        yield
+    finally:
+        stop.set()
+        await renewer
 
 
 async def prune_periodically(store: IdempotencyStore, every_s: float) -> None:

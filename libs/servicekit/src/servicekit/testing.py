@@ -240,3 +240,27 @@ def forged_credentials(tokens: dict[str, str], genuine: str) -> dict[str, dict[s
 def forged_credential_names(genuine: str) -> list[str]:
     """The names forged_credentials gives (for a hypothesis strategy, before the tokens exist)."""
     return sorted(forged_credentials(dict.fromkeys(CALLING_APPS, "token"), genuine))
+
+
+def query_row(admin_url: str, sql: str) -> tuple[Any, ...]:
+    """One row of ``sql`` over a fresh superuser connection, from sync code (a hypothesis test's snapshot of
+    row counts before and after a request)."""
+
+    async def fetch() -> tuple[Any, ...]:
+        conn = await asyncpg.connect(plain_url(admin_url))
+        try:
+            return tuple(await conn.fetchrow(sql) or ())
+        finally:
+            await conn.close()
+
+    return run_sync(fetch())
+
+
+def closed_port_database_url(url: str) -> str:
+    """``url`` pointed at a loopback port nothing listens on: a database that is down."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{free_port()}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))

@@ -110,7 +110,10 @@ async def sales_report(
     conn: AsyncConnection, first: date | None, last: date | None, today: date
 ) -> SalesReport:
     last = last or today
-    first = first or last - timedelta(days=29)
+    if first is None:
+        if last - date.min < timedelta(days=29):  # date.min minus a month is no date at all
+            raise InvalidDateRange("'to' is too early for a default 'from'; give 'from' as well.")
+        first = last - timedelta(days=29)
     if first > last:
         raise InvalidDateRange("'from' is after 'to'.", first=first.isoformat(), last=last.isoformat())
     if (last - first).days + 1 > MAX_REPORT_DAYS:

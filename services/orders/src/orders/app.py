@@ -2,7 +2,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -23,7 +22,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = IdempotencyStore(
-            app.state.engine, "orders.idempotency_keys", ttl=timedelta(hours=settings.idempotency_ttl_hours)
+            app.state.engine,
+            "orders.idempotency_keys",
+            ttl=settings.idempotency_ttl,
+            lease=settings.idempotency_lease,
         )
         app.state.idempotency = store
         batcher = (

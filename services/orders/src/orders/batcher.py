@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import context as trace_context
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orders import metrics, repository
@@ -18,6 +19,8 @@ from orders.repository import Placement, PlaceOrderResult
 class _Waiting:
     placement: Placement
     future: asyncio.Future[PlaceOrderResult] = field(repr=False)
+    # The request's trace context: the batch's database span joins the trace of the order that opened it.
+    traced: trace_context.Context = field(default_factory=trace_context.get_current, repr=False)
 
 
 class OrderBatcher:
@@ -72,6 +75,7 @@ class OrderBatcher:
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
+                attached = trace_context.attach(batch[0].traced)
                 try:
                     results = await self.place_batch([waiting.placement for waiting in batch])
                 except Exception as exc:
@@ -83,6 +87,8 @@ class OrderBatcher:
                     for waiting in batch:
                         waiting.future.cancel()
                     raise
+                finally:
+                    trace_context.detach(attached)
                 for waiting, result in zip(batch, results, strict=True):
                     if not waiting.future.done():  # its request may have been cancelled meanwhile
                         waiting.future.set_result(result)

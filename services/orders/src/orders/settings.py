@@ -3,15 +3,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import DatabaseSettings
+from servicekit.settings import IdempotencySettings
 
 
-class OrdersSettings(DatabaseSettings):
+class OrdersSettings(IdempotencySettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
 
     service_name: str = "orders"
-    idempotency_ttl_hours: float = Field(default=24, gt=0)
-    idempotency_prune_interval_s: float = Field(default=600, gt=0)
     # Capture calls payments (see orders.payments): where, and how patiently.
     payments_url: str = "http://127.0.0.1:8003"
     payments_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Each call to payments")

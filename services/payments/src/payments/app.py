@@ -2,7 +2,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -37,7 +36,10 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = IdempotencyStore(
-            app.state.engine, IDEMPOTENCY_TABLE, ttl=timedelta(hours=settings.idempotency_ttl_hours)
+            app.state.engine,
+            IDEMPOTENCY_TABLE,
+            ttl=settings.idempotency_ttl,
+            lease=settings.idempotency_lease,
         )
         app.state.idempotency = store
         # Tests and the demo may swap this object (or change its latency) to misbehave on purpose.

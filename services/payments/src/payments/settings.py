@@ -1,15 +1,13 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import DatabaseSettings
+from servicekit.settings import IdempotencySettings
 
 
-class PaymentsSettings(DatabaseSettings):
+class PaymentsSettings(IdempotencySettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
 
     service_name: str = "payments"
-    idempotency_ttl_hours: float = Field(default=24, gt=0)
-    idempotency_prune_interval_s: float = Field(default=600, gt=0)
     # How long an authorization holds the money, like a card network's hold: capture before then or never.
     authorization_ttl_h: float = Field(default=168, gt=0)
     # How long each call to the simulated card processor takes (see payments.processor), for slow-processor

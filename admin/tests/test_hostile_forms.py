@@ -1,0 +1,147 @@
+"""The admin's forms as a hostile client posts them, over real HTTP against the live system: a 4xx page (a
+message next to the field where there is one), never a 500, and nothing changed by a refusal."""
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from admin.app import create_app
+from admin.settings import AdminSettings
+from servicekit.hostile import hostile_forms
+from servicekit.sync import run_sync
+from servicekit.testing import LiveServer, query_row
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+SNAPSHOT = (
+    "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0) FROM inventory.products"
+)
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = _CSRF.search(page.text)
+    assert found, page.text[:500]
+    return html.unescape(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def admin(
+    gateway_url: str,
+    admin_credentials: tuple[str, str],
+    credential_settings: Callable[[str], dict[str, Any]],
+) -> Iterator[httpx.Client]:
+    """An httpx client signed in to an admin of its own (its cookie not Secure: httpx keeps Secure cookies to
+    https), cookies kept, redirects not followed. The admin calls the gateway with its credential."""
+    settings = AdminSettings(
+        gateway_url=f"{gateway_url}/graphql",
+        secret_key="hostile-admin",
+        cookie_secure=False,
+        **credential_settings("admin"),
+    )
+    with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        username, password = admin_credentials
+        token = _csrf(client.get("/sign-in"))
+        signed_in = client.post(
+            "/sign-in", data={"csrf_token": token, "username": username, "password": password, "next": "/"}
+        )
+        assert signed_in.status_code == 303, signed_in.text[:500]
+        yield client
+
+
+@pytest.fixture(scope="module")
+def product_id(migrated_admin_url: str) -> int:
+    async def insert() -> int:
+        import asyncpg
+
+        from servicekit.db import plain_url
+
+        conn = await asyncpg.connect(plain_url(migrated_admin_url))
+        try:
+            value: int = await conn.fetchval(
+                "INSERT INTO inventory.products (name, price_cents, stock_qty) VALUES ('Hostile', 1000, 50)"
+                " RETURNING id"
+            )
+            return value
+        finally:
+            await conn.close()
+
+    return run_sync(insert())
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("1e999999", "The price can be at most 100,000,000.00."),
+        ("1e-999999999", "Use at most two decimal places."),
+        ("-1e999999", "The price cannot be negative."),
+    ],
+)
+def test_a_price_no_decimal_can_hold_gets_the_message_next_to_the_field(
+    admin: httpx.Client, product_id: int, migrated_admin_url: str, typed: str, message: str
+) -> None:
+    before = query_row(migrated_admin_url, SNAPSHOT)
+    token = _csrf(admin.get(f"/products/{product_id}"))
+    response = admin.post(
+        f"/products/{product_id}", data={"csrf_token": token, "name": "Hostile", "price": typed}
+    )
+    assert response.status_code == 422, response.text[:500]
+    assert f'<p class="error" id="price-error">{html.escape(message)}</p>' in response.text
+    assert query_row(migrated_admin_url, SNAPSHOT) == before
+
+
+def test_a_body_over_the_cap_is_refused_unread(admin: httpx.Client, product_id: int) -> None:
+    token = _csrf(admin.get(f"/products/{product_id}"))
+    big = {"csrf_token": token, "name": "x" * 20_000, "price": "1"}
+    assert admin.post(f"/products/{product_id}", data=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield b"csrf_token=" + token.encode() + b"&name="
+        for _ in range(40):
+            yield b"x" * 1_000
+
+    streamed = admin.post(
+        f"/products/{product_id}",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
+    assert "larger than the admin accepts" in streamed.text
+
+
+def test_multipart_without_a_boundary_is_a_400_page(admin: httpx.Client, product_id: int) -> None:
+    response = admin.post(
+        f"/products/{product_id}", content=b"csrf_token=x", headers={"content-type": "multipart/form-data"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("form", ["edit", "stock", "new"])
+def test_hostile_admin_forms_get_a_4xx_page_and_change_nothing(
+    admin: httpx.Client, product_id: int, migrated_admin_url: str, form: str
+) -> None:
+    path, valid = {
+        "edit": (f"/products/{product_id}", {"name": "Hostile", "price": "10.00"}),
+        "stock": (f"/products/{product_id}/stock", {"mode": "add", "quantity": "0"}),
+        "new": ("/products/new", {"name": "Hostile new", "price": "1.00", "stock": "1"}),
+    }[form]
+    token = _csrf(admin.get(f"/products/{product_id}"))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
+    def run(request: tuple[str, bytes]) -> None:
+        content_type, body = request
+        before = query_row(migrated_admin_url, SNAPSHOT)
+        response = admin.post(path, content=body, headers={"content-type": content_type})
+        assert response.status_code < 500 or response.status_code == 503, response.text[:500]
+        assert "Traceback" not in response.text
+        if response.status_code != 303:  # a redirect is a form that was valid after all
+            assert 400 <= response.status_code < 500, response.text[:300]
+            assert response.headers["content-type"].startswith("text/html")
+            assert query_row(migrated_admin_url, SNAPSHOT) == before
+
+    run()
