@@ -28,13 +28,20 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]
 KUBERNETES_VERSION = "1.33.0"
-APPS = {"gateway": 8000, "web": 8080, "admin": 8081, "inventory": 8001, "orders": 8002, "payments": 8003}
+APPS = {
+    "gateway": 8000,
+    "web": 8080,
+    "admin": 8081,
+    "inventory": 8001,
+    "orders": 8002,
+    "payments": 8003,
+    "notifications": 8004,
+}
+# The worker is not autoscaled: its work is the outbox backlog, not CPU (deploy/k8s/base/notifications.yaml).
+AUTOSCALED = set(APPS) - {"notifications"}
 SUPPORTED_KEYS = {"apiVersion", "kind", "resources", "components", "patches", "namespace", "labels", "images"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
-# The optional NATS component lets in pods labelled as its clients; the worker that will carry the label is
-# not in this repository yet (issue 12), so no rendered pod has it.
-FUTURE_LABELS = {"lockstock.dev/nats-client": "true"}
 
 
 # --- the kustomize subset ---
@@ -259,7 +266,7 @@ def test_every_service_hpa_and_pdb_selects_pods_that_exist(rendered: list[dict[s
         assert selects_some_pod(pdb["spec"]["selector"], rendered), name
     deployments = of_kind(rendered, "Deployment")
     hpas = of_kind(rendered, "HorizontalPodAutoscaler")
-    assert set(hpas) == set(APPS)  # every stateless app; pgbouncer is sized, not autoscaled
+    assert set(hpas) == AUTOSCALED  # every stateless app; pgbouncer and the worker are sized, not autoscaled
     for hpa in hpas.values():
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
 
@@ -274,8 +281,6 @@ def test_every_network_policy_names_real_labels(rendered: list[dict[str, Any]]) 
         for rule in [*spec.get("ingress", []), *spec.get("egress", [])]:
             for peer in rule.get("from", rule.get("to", [])):
                 if "podSelector" in peer and "namespaceSelector" not in peer:
-                    if peer["podSelector"].get("matchLabels") == FUTURE_LABELS:
-                        continue
                     assert selects_some_pod(peer["podSelector"], rendered), (name, peer)
 
 
@@ -299,13 +304,28 @@ def test_network_policies_mirror_the_trust_model(rendered: list[dict[str, Any]])
     assert callers_of(policies, "inventory") == {"gateway", "orders", "monitoring"}
     assert callers_of(policies, "orders") == {"gateway", "monitoring"}
     assert callers_of(policies, "payments") == {"orders", "gateway", "monitoring"}
+    assert callers_of(policies, "notifications") == {"gateway", "monitoring"}
     assert callers_of(policies, "pgbouncer") == {"inventory", "orders", "payments", "gateway"}
     to_postgres = {
         policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
         for policy in policies.values()
         if any(port["port"] == 5432 for rule in policy["spec"].get("egress", []) for port in rule["ports"])
     }
-    assert to_postgres == {"pgbouncer", "migrate"}
+    # The worker's LISTEN needs a session of its own, so it goes to PostgreSQL directly (ADR 0005).
+    assert to_postgres == {"pgbouncer", "migrate", "notifications"}
+    # Mail and webhooks go out, to public addresses only: the worker's own refusal of private webhook
+    # URLs, again in the network.
+    [outward] = [
+        rule
+        for rule in policies["notifications"]["spec"]["egress"]
+        if any("ipBlock" in peer for peer in rule["to"])
+    ]
+    [peer] = outward["to"]
+    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        peer["ipBlock"]["except"]
+    )
+    assert {port["port"] for port in outward["ports"]} == {25, 465, 587, 80, 443}
     config = of_kind(rendered, "ConfigMap")["lockstock-config"]["data"]
     if config["rate-limit-storage-uri"].startswith("redis"):  # shared limits: the gateway may reach Redis
         assert any(
@@ -333,6 +353,13 @@ def test_apps_reach_postgres_through_pgbouncer_and_wait_for_the_migrations(
         assert env[f"{app.upper()}_DB_POOLER"]["value"] == "transaction"
         [wait] = spec["initContainers"]
         assert "job/lockstock-migrate" in wait["command"]
+    worker = deployments["notifications"]["spec"]["template"]["spec"]
+    env = {item["name"]: item for item in worker["containers"][0]["env"]}
+    assert "@postgres:5432/" in env["NOTIFICATIONS_DATABASE_URL"]["value"]  # LISTEN: no pooler in between
+    assert "NOTIFICATIONS_DB_POOLER" not in env
+    assert env["NOTIFICATIONS_SMTP_URL"]["valueFrom"]["secretKeyRef"]["name"] == "lockstock-smtp"
+    [wait] = worker["initContainers"]
+    assert "job/lockstock-migrate" in wait["command"]
     assert of_kind(rendered, "Service")["postgres"]["spec"]["type"] == "ExternalName"
 
 
@@ -352,7 +379,8 @@ def test_configuration_comes_from_config_maps_and_secrets_that_the_repo_never_ho
                     assert not re.search(r"://[^:/@]+:[^$@][^@]*@", item["value"]), "a password in a manifest"
                 source = item.get("valueFrom", {})
                 if ref := source.get("configMapKeyRef"):
-                    assert ref["key"] in config_maps[ref["name"]]["data"] or ref.get("optional"), ref
+                    # An optional reference may name a ConfigMap only a component brings (lockstock-nats).
+                    assert ref.get("optional") or ref["key"] in config_maps[ref["name"]]["data"], ref
                 if ref := source.get("secretKeyRef"):
                     assert ref["name"].startswith("lockstock-"), ref
                 defined.add(item["name"])
@@ -423,3 +451,28 @@ def test_nats_jetstream_is_an_optional_stateful_set_only_dev_includes() -> None:
     assert nats["spec"]["volumeClaimTemplates"]
     assert "jetstream" in of_kind(dev, "ConfigMap")["nats"]["data"]["nats.conf"]
     assert not of_kind(prod, "StatefulSet")
+    # The worker is the NATS client: labelled so the brokers let it in, given the URL only where they run.
+    for objects in (dev, prod):
+        worker = of_kind(objects, "Deployment")["notifications"]["spec"]["template"]
+        assert worker["metadata"]["labels"]["lockstock.dev/nats-client"] == "true"
+        [ref] = [
+            item["valueFrom"]["configMapKeyRef"]
+            for item in worker["spec"]["containers"][0]["env"]
+            if item["name"] == "NOTIFICATIONS_NATS_URL"
+        ]
+        assert ref == {"name": "lockstock-nats", "key": "url", "optional": True}
+    assert of_kind(dev, "ConfigMap")["lockstock-nats"]["data"]["url"] == "nats://nats:4222"
+    assert "lockstock-nats" not in of_kind(prod, "ConfigMap")
+    [client_rule] = [
+        rule
+        for rule in of_kind(dev, "NetworkPolicy")["nats"]["spec"]["ingress"]
+        if rule["from"] == [{"podSelector": {"matchLabels": {"lockstock.dev/nats-client": "true"}}}]
+    ]
+    assert client_rule["ports"] == [{"protocol": "TCP", "port": 4222}]
+    egress = of_kind(dev, "NetworkPolicy")["nats-clients"]["spec"]["egress"]
+    assert egress == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats"}}}],
+            "ports": [{"protocol": "TCP", "port": 4222}],
+        }
+    ]

@@ -13,7 +13,8 @@ pgbouncer in transaction mode) run them at once:
   order is settled by exactly one reconciler, even where both jobs want the same order, and ADR 0004's
   invariants hold afterwards (services/orders/tests/conftest.py's assert_money_and_stock_invariants).
 
-(The worker the issue also names does not exist in this repository.)
+(The notifications worker, the third job the issue names, runs in two replicas at once beside this file:
+test_notifications_workers_in_every_replica.py.)
 """
 
 import asyncio

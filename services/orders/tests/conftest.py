@@ -5,6 +5,7 @@ drives, and the one check of ADR 0004's four invariants that every lifecycle tes
 
 import contextlib
 import functools
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifications.events import CATALOGUE
 from orders.app import create_app as create_orders_app
 from orders.expiry import sweep_expired
 from orders.payments import HttpPaymentsClient, RetryPolicy
@@ -298,6 +300,58 @@ async def assert_money_and_stock_invariants(db: asyncpg.Connection, stock: dict[
         order_ids,
     )
     assert unrecorded == [], f"money held that no order records: {[dict(r) for r in unrecorded]}"
+    await assert_events_follow_orders(db, order_ids)
+
+
+async def assert_events_follow_orders(db: asyncpg.Connection, order_ids: list[int]) -> None:
+    """The outbox agrees with the orders (issue 14): every event fits the worker's catalogue; each order has
+    one order.placed, first; one order.cancelled / order.expired exactly when it is CANCELLED / EXPIRED (a
+    transition that lost its race wrote nothing); one order.paid if it is PAID or REFUNDED, never two; one
+    order.refunded per refund it records; and no more authorizations or declines than payment attempts."""
+    events = await db.fetch(
+        """
+        SELECT id, type, version, aggregate, aggregate_id, data::text AS data FROM outbox.events
+         WHERE aggregate = 'order' AND aggregate_id = ANY($1) ORDER BY id
+        """,
+        order_ids,
+    )
+    for event in events:
+        model = CATALOGUE[event["type"]]
+        model.model_validate_json(event["data"])  # the worker's own check
+        assert (event["version"], json.loads(event["data"])["order_id"]) == (1, event["aggregate_id"])
+    wrong = await db.fetch(
+        """
+        WITH counts AS (
+            SELECT o.id, o.status, o.payment_attempts,
+                   (SELECT count(*) FROM orders.refunds AS r WHERE r.order_id = o.id) AS refunds,
+                   count(e.id) FILTER (WHERE e.type = 'order.placed') AS placed,
+                   min(e.id) FILTER (WHERE e.type = 'order.placed') AS placed_id,
+                   min(e.id) AS first_id,
+                   count(e.id) FILTER (WHERE e.type = 'order.cancelled') AS cancelled,
+                   count(e.id) FILTER (WHERE e.type = 'order.expired') AS expired,
+                   count(e.id) FILTER (WHERE e.type = 'order.paid') AS paid,
+                   count(e.id) FILTER (WHERE e.type = 'order.refunded') AS refunded,
+                   count(e.id) FILTER (WHERE e.type IN ('order.authorized', 'payment.declined')) AS attempts
+              FROM orders.orders AS o
+              LEFT JOIN outbox.events AS e ON e.aggregate = 'order' AND e.aggregate_id = o.id
+             WHERE o.id = ANY($1)
+             GROUP BY o.id
+        )
+        SELECT * FROM counts
+         WHERE NOT (placed = 1 AND placed_id = first_id
+                    AND cancelled = (status = 'CANCELLED')::int AND expired = (status = 'EXPIRED')::int
+                    AND paid <= 1 AND (status NOT IN ('PAID', 'REFUNDED') OR paid = 1)
+                    AND refunded = refunds AND attempts <= payment_attempts)
+        """,
+        order_ids,
+    )
+    assert wrong == [], f"events disagree with the orders: {[dict(r) for r in wrong]}"
+
+
+@pytest.fixture
+def events_follow_orders() -> Callable[..., Any]:
+    """``await events_follow_orders(db, order_ids)``: see assert_events_follow_orders."""
+    return assert_events_follow_orders
 
 
 @pytest.fixture

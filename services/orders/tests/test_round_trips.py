@@ -42,7 +42,7 @@ def counted_orders(request, service_database_urls, credential_settings):
 
 @pytest.mark.parametrize("stock", [10, 0], ids=["accepted", "refused"])
 async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
-    counted_orders, as_gateway, make_product, stock
+    counted_orders, as_gateway, db, make_product, stock
 ):
     url, seen = counted_orders
     a = await make_product(stock=stock)
@@ -64,3 +64,11 @@ async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
     # Batched, a lone order is a batch of one, which is sent as PLACE_ORDER itself.
     assert "FOR UPDATE" in seen[0]
     assert "BEGIN" not in seen
+    # …and that one statement wrote the order's event too (issue 14), or, refused, none.
+    placed_events = await db.fetchval(
+        "SELECT count(*) FROM outbox.events WHERE type = 'order.placed'"
+        " AND data @> jsonb_build_object('items',"
+        "                                jsonb_build_array(jsonb_build_object('product_id', $1::bigint)))",
+        a,
+    )
+    assert placed_events == (1 if stock else 0)

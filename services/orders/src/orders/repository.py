@@ -29,7 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #      and has enough stock; and computes the total, once, here.
 #   3. Only if the verdict is yes: insert the order, its lines, and decrement stock. The UPDATE touches only
 #      rows we already hold. CHECK (stock_qty >= 0) on the table is the last line of defence.
-#   4. It returns the new order, or, when refused, each line's requested and available quantities so the
+#   4. Only if the order was made: its order.placed event goes into outbox.events (issue 14), so the event
+#      exists if and only if the order does; a refusal writes none.
+#   5. It returns the new order, or, when refused, each line's requested and available quantities so the
 #      caller can say exactly what was short. Nothing was written; the locks go when the statement ends.
 # The order row also gets its reservation deadline (`expires_at`, after which the sweeper gives the stock
 # back), the customer snapshot, and, with an Idempotency-Key, the key *and the claim's created_at*: the key
@@ -46,14 +48,14 @@ PLACE_ORDER = text(
           FROM unnest(CAST(:product_ids AS bigint[]), CAST(:qtys AS integer[])) AS r (product_id, qty)
     ),
     locked AS MATERIALIZED (
-        SELECT p.id, p.price_cents, p.stock_qty
+        SELECT p.id, p.price_cents, p.stock_qty, p.name
           FROM inventory.products AS p
          WHERE p.id = ANY (CAST(:product_ids AS bigint[]))
          ORDER BY p.id
            FOR UPDATE
     ),
     lines AS MATERIALIZED (
-        SELECT r.product_id, r.qty, l.price_cents, l.stock_qty AS available
+        SELECT r.product_id, r.qty, l.price_cents, l.stock_qty AS available, l.name
           FROM requested AS r LEFT JOIN locked AS l ON l.id = r.product_id
     ),
     verdict AS MATERIALIZED (
@@ -72,7 +74,7 @@ PLACE_ORDER = text(
                now() + make_interval(secs => CAST(:reservation_s AS float8)),
                CAST(CAST(:customer AS text) AS jsonb)
           FROM verdict WHERE ok
-        RETURNING id, status, total_cents, expires_at
+        RETURNING id, status, total_cents, expires_at, customer
     ),
     new_items AS (
         INSERT INTO orders.order_items (order_id, product_id, qty, price_cents)
@@ -83,6 +85,18 @@ PLACE_ORDER = text(
            SET stock_qty = p.stock_qty - l.qty
           FROM lines AS l
          WHERE p.id = l.product_id AND (SELECT ok FROM verdict)
+    ),
+    placed AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.placed', 'order', o.id,
+               jsonb_build_object(
+                   'order_id', o.id, 'total_cents', o.total_cents,
+                   'items', (SELECT jsonb_agg(jsonb_build_object('product_id', l.product_id, 'qty', l.qty,
+                                                                 'price_cents', l.price_cents, 'name', l.name)
+                                              ORDER BY l.product_id)
+                               FROM lines AS l),
+                   'customer', o.customer, 'expires_at', o.expires_at)
+          FROM new_order AS o
     )
     SELECT o.id AS order_id, o.status, o.total_cents, o.expires_at,
            CASE WHEN o.id IS NULL THEN
@@ -135,6 +149,21 @@ PLACE_ORDERS = text(
 )
 
 
+# Events (issue 14, docs/events.md). Each transition below writes its event into outbox.events from the CTE
+# that moved the order, in the same statement: a conditional UPDATE that moved nothing writes nothing, so of
+# two racing transitions only the winner's event exists. ``_order_data(alias)`` is the data every order event
+# carries, built from the moved row (columns id, total_cents, customer) and the order's lines, so no consumer
+# has to read orders. Producers may only insert events: no RETURNING from outbox.events.
+def _order_data(alias: str) -> str:
+    return f"""jsonb_build_object(
+        'order_id', {alias}.id, 'total_cents', {alias}.total_cents, 'customer', {alias}.customer,
+        'items', COALESCE((SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'qty', i.qty,
+                                                               'price_cents', i.price_cents, 'name', p.name)
+                                            ORDER BY i.product_id)
+                             FROM orders.order_items AS i JOIN inventory.products AS p ON p.id = i.product_id
+                            WHERE i.order_id = {alias}.id), '[]'))"""
+
+
 # The statement that moved an order to CANCELLED or EXPIRED is the only one that restocks it, so stock comes
 # back exactly once: a concurrent cancel waits on the order row, re-checks the status, finds it moved and
 # restocks nothing. Products are locked in id order, as above, and each product's units are summed first
@@ -163,16 +192,35 @@ _RESTOCK = """
 
 # Cancel also sets reconcile_at: money may be held for the order (an authorization, a capture, or a call to
 # payments still in flight), and the reconciler voids or refunds whatever the cancel itself cannot.
+# The status it had is read under the row lock first (RETURNING shows only the new row): the event says
+# what was cancelled, and how much captured money the cancel gives back.
 CANCEL_ORDER = text(
     f"""
-    WITH moved AS (
-        UPDATE orders.orders
-           SET status = 'CANCELLED', updated_at = now(),
-               reconcile_at = GREATEST(reconcile_at, now() + make_interval(secs => CAST(:budget_s AS float8)))
+    WITH previous AS (
+        SELECT id, status FROM orders.orders
          WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED', 'AUTHORIZED', 'PAID')
-        RETURNING id
+           FOR UPDATE
     ),
-    {_RESTOCK}
+    moved AS (
+        UPDATE orders.orders AS o
+           SET status = 'CANCELLED', updated_at = now(),
+               reconcile_at = GREATEST(o.reconcile_at,
+                                       now() + make_interval(secs => CAST(:budget_s AS float8)))
+          FROM previous
+         WHERE o.id = previous.id AND o.status IN ('PENDING', 'PAYMENT_FAILED', 'AUTHORIZED', 'PAID')
+        RETURNING o.id, o.total_cents, o.customer, o.captured_cents, o.refunded_cents,
+                  previous.status AS previous_status
+    ),
+    {_RESTOCK},
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.cancelled', 'order', m.id,
+               {_order_data("m")} || jsonb_build_object(
+                   'previous_status', m.previous_status,
+                   'refund_cents', CASE WHEN m.previous_status = 'PAID'
+                                        THEN GREATEST(m.captured_cents - m.refunded_cents, 0) ELSE 0 END)
+          FROM moved AS m
+    )
     SELECT (SELECT id FROM moved) AS cancelled_id, (SELECT count(*) FROM restocked) AS restocked
     """
 )
@@ -193,9 +241,15 @@ EXPIRE_ORDERS = text(
     moved AS (
         UPDATE orders.orders AS o SET status = 'EXPIRED', updated_at = now()
           FROM due WHERE o.id = due.id AND o.status IN ('PENDING', 'PAYMENT_FAILED')
-        RETURNING o.id
+        RETURNING o.id, o.total_cents, o.customer
     ),
-    {_RESTOCK}
+    {_RESTOCK},
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.expired', 'order', m.id, {_order_data("m")}
+          FROM moved AS m
+         ORDER BY m.id
+    )
     SELECT COALESCE((SELECT array_agg(id ORDER BY id) FROM moved), '{{}}') AS expired_ids,
            (SELECT count(*) FROM restocked) AS restocked
     """
@@ -416,32 +470,62 @@ async def begin_payments_call(
 # Authorized by a payment of exactly the order's total, for the attempt it was made under (a decline or an
 # authorization for attempt n counts once however many requests saw it).
 MARK_AUTHORIZED = text(
-    """
-    UPDATE orders.orders
-       SET status = 'AUTHORIZED', payment_id = :payment_id, authorized_cents = :amount_cents,
-           card_last4 = :card_last4, payment_failure_code = NULL, payment_attempts = :attempt,
-           updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
-       AND total_cents = :amount_cents
-    RETURNING id
+    f"""
+    WITH moved AS (
+        UPDATE orders.orders
+           SET status = 'AUTHORIZED', payment_id = :payment_id, authorized_cents = :amount_cents,
+               card_last4 = :card_last4, payment_failure_code = NULL, payment_attempts = :attempt,
+               updated_at = now()
+         WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
+           AND total_cents = :amount_cents
+        RETURNING id, total_cents, customer, authorized_cents, payment_id
+    ),
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.authorized', 'order', m.id,
+               {_order_data("m")}
+               || jsonb_build_object('authorized_cents', m.authorized_cents, 'payment_id', m.payment_id)
+          FROM moved AS m
+    )
+    SELECT id FROM moved
     """
 )
 MARK_PAYMENT_FAILED = text(
     """
-    UPDATE orders.orders
-       SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
-           card_last4 = :card_last4, updated_at = now()
-     WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
-    RETURNING id
+    WITH moved AS (
+        UPDATE orders.orders
+           SET status = 'PAYMENT_FAILED', payment_attempts = :attempt, payment_failure_code = :failure_code,
+               card_last4 = :card_last4, updated_at = now()
+         WHERE id = :order_id AND status IN ('PENDING', 'PAYMENT_FAILED') AND payment_attempts < :attempt
+        RETURNING id, payment_failure_code, payment_attempts
+    ),
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'payment.declined', 'order', m.id,
+               jsonb_build_object('order_id', m.id, 'payment_id', CAST(:payment_id AS bigint),
+                                  'failure_code', m.payment_failure_code, 'attempt', m.payment_attempts)
+          FROM moved AS m
+    )
+    SELECT id FROM moved
     """
 )
 MARK_PAID = text(
-    """
-    UPDATE orders.orders
-       SET status = 'PAID', captured_cents = :captured_cents, updated_at = now()
-     WHERE id = :order_id AND status = 'AUTHORIZED' AND payment_id IS NOT DISTINCT FROM :payment_id
-       AND total_cents = :captured_cents AND authorized_cents = :captured_cents
-    RETURNING id
+    f"""
+    WITH moved AS (
+        UPDATE orders.orders
+           SET status = 'PAID', captured_cents = :captured_cents, updated_at = now()
+         WHERE id = :order_id AND status = 'AUTHORIZED' AND payment_id IS NOT DISTINCT FROM :payment_id
+           AND total_cents = :captured_cents AND authorized_cents = :captured_cents
+        RETURNING id, total_cents, customer, captured_cents, payment_id
+    ),
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.paid', 'order', m.id,
+               {_order_data("m")}
+               || jsonb_build_object('captured_cents', m.captured_cents, 'payment_id', m.payment_id)
+          FROM moved AS m
+    )
+    SELECT id FROM moved
     """
 )
 
@@ -466,10 +550,18 @@ async def mark_authorized(
 
 
 async def mark_payment_failed(
-    conn: AsyncConnection, order_id: int, *, attempt: int, failure_code: str, card_last4: str | None
+    conn: AsyncConnection,
+    order_id: int,
+    *,
+    attempt: int,
+    failure_code: str,
+    card_last4: str | None,
+    payment_id: int | None = None,
 ) -> bool:
+    """``payment_id``: the declined payment, for the payment.declined event only."""
     params = {
         "order_id": order_id,
+        "payment_id": payment_id,
         "attempt": attempt,
         "failure_code": failure_code,
         "card_last4": card_last4,
@@ -487,9 +579,11 @@ async def mark_paid(
 # The order's money follows its own payment as payments reports it (captured and refunded only ever grow,
 # so GREATEST makes a late, older answer harmless), its refunds are recorded once each (by payments' refund
 # id; a client's reason and key are kept when its request is the one recording), and a PAID order refunded
-# in full becomes REFUNDED.
+# in full becomes REFUNDED. Each refund this statement recorded first (an upsert's inserted row has xmax 0;
+# one another request recorded earlier is only updated) writes its order.refunded event: once per refund,
+# with the refunds of the payment up to it as refunded_cents.
 RECORD_PAYMENT_STATE = text(
-    """
+    f"""
     WITH recorded AS (
         INSERT INTO orders.refunds AS r
                (order_id, amount_cents, reason, idempotency_key, payment_refund_id, created_at)
@@ -503,18 +597,35 @@ RECORD_PAYMENT_STATE = text(
         ON CONFLICT (payment_refund_id) DO UPDATE
            SET reason = COALESCE(r.reason, EXCLUDED.reason),
                idempotency_key = COALESCE(r.idempotency_key, EXCLUDED.idempotency_key)
-        RETURNING r.id
+        RETURNING r.id, r.payment_refund_id, r.amount_cents, r.reason, r.xmax = 0 AS inserted
+    ),
+    updated AS (
+        UPDATE orders.orders
+           SET captured_cents = GREATEST(captured_cents, :captured_cents),
+               refunded_cents = GREATEST(refunded_cents, :refunded_cents),
+               status = CASE WHEN status = 'PAID' AND GREATEST(refunded_cents, :refunded_cents) > 0
+                                  AND GREATEST(refunded_cents, :refunded_cents)
+                                      = GREATEST(captured_cents, :captured_cents)
+                             THEN 'REFUNDED' ELSE status END,
+               updated_at = now()
+         WHERE id = :order_id AND payment_id = :payment_id
+        RETURNING id, total_cents, customer, status
+    ),
+    event AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'order.refunded', 'order', u.id,
+               {_order_data("u")} || jsonb_build_object(
+                   'refund_id', r.id, 'amount_cents', r.amount_cents, 'reason', r.reason, 'status', u.status,
+                   'refunded_cents',
+                   (SELECT COALESCE(sum(n.amount_cents), 0)
+                      FROM jsonb_to_recordset(CAST(CAST(:refunds AS text) AS jsonb))
+                           AS n (refund_id bigint, amount_cents bigint)
+                     WHERE n.refund_id <= r.payment_refund_id))
+          FROM recorded AS r CROSS JOIN updated AS u
+         WHERE r.inserted
+         ORDER BY r.payment_refund_id
     )
-    UPDATE orders.orders
-       SET captured_cents = GREATEST(captured_cents, :captured_cents),
-           refunded_cents = GREATEST(refunded_cents, :refunded_cents),
-           status = CASE WHEN status = 'PAID' AND GREATEST(refunded_cents, :refunded_cents) > 0
-                              AND GREATEST(refunded_cents, :refunded_cents)
-                                  = GREATEST(captured_cents, :captured_cents)
-                         THEN 'REFUNDED' ELSE status END,
-           updated_at = now()
-     WHERE id = :order_id AND payment_id = :payment_id
-    RETURNING status
+    SELECT status FROM updated
     """
 )
 

@@ -290,6 +290,7 @@ async def authorize_payment(
                 attempt=attempt,
                 failure_code=payment.failure_code or f"payment_{payment.status}",
                 card_last4=payment.card_last4,
+                payment_id=payment.payment_id,
             )
         else:
             log.warning("payment_not_decided", order_id=order_id, payment_id=payment.payment_id)
@@ -607,6 +608,7 @@ async def _apply_lost_authorization(
             attempt=len(declined),
             failure_code=last.failure_code or "card_declined",
             card_last4=last.card_last4,
+            payment_id=last.payment_id,
         ):
             settlement.fixes.append("decline_recorded")
 
