@@ -56,4 +56,4 @@ WORKDIR /app
 USER lockstock:lockstock
 EXPOSE 8000
 # Package name = module name for every app (lockstock-db overrides the command).
-CMD ["sh", "-c", "exec uvicorn --factory \"${APP}.app:create_app\" --host 0.0.0.0 --port \"${PORT}\" --no-access-log --proxy-headers"]
+CMD ["sh", "-c", "exec uvicorn --factory \"${APP}.app:create_app\" --host 0.0.0.0 --port \"${PORT}\" --no-access-log --no-proxy-headers"]

@@ -15,6 +15,7 @@ from gateway.settings import GatewaySettings
 from inventory.app import create_app as create_inventory_app
 from inventory.settings import InventorySettings
 from lockstock_db import database
+from lockstock_db.credentials import ACCEPTED, CALLING_APPS
 from notifications.app import create_app as create_notifications_app
 from notifications.settings import NotificationsSettings
 from orders.app import create_app as create_orders_app
@@ -42,34 +43,90 @@ def service_database_urls(migrated_admin_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def inventory_url(service_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = InventorySettings(database_url=service_database_urls["inventory"])
+def service_tokens() -> dict[str, str]:
+    """One service credential per calling app (gateway, orders, web, admin), as `task up` makes them."""
+    import secrets
+
+    return {app: f"test-{app}-{secrets.token_urlsafe(16)}" for app in CALLING_APPS}
+
+
+CredentialSettings = Callable[[str], dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def credential_settings(service_tokens: dict[str, str]) -> CredentialSettings:
+    """``credential_settings("orders")``: the settings fields that give an app its own credential and the
+    ones it accepts, as `task up` does (``OrdersSettings(..., **credential_settings("orders"))``)."""
+
+    def settings_for(app: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "caller_tokens": {caller: service_tokens[caller] for caller in ACCEPTED.get(app, ())}
+        }
+        if app in service_tokens:
+            fields["service_token"] = service_tokens[app]
+        return fields
+
+    return settings_for
+
+
+@pytest.fixture(scope="session")
+def as_gateway(service_tokens: dict[str, str]) -> dict[str, str]:
+    """Headers that call a service as the gateway does (what tests that talk to a service directly send)."""
+    return {"Authorization": f"Bearer {service_tokens['gateway']}"}
+
+
+@pytest.fixture(scope="session")
+def as_orders(service_tokens: dict[str, str]) -> dict[str, str]:
+    """Headers that call payments as orders does."""
+    return {"Authorization": f"Bearer {service_tokens['orders']}"}
+
+
+@pytest.fixture(scope="session")
+def inventory_url(
+    service_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
+    settings = InventorySettings(
+        database_url=service_database_urls["inventory"], **credential_settings("inventory")
+    )
     with LiveServer(create_inventory_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
-def payments_url(service_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = PaymentsSettings(database_url=service_database_urls["payments"])
+def payments_url(
+    service_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
+    settings = PaymentsSettings(
+        database_url=service_database_urls["payments"], **credential_settings("payments")
+    )
     with LiveServer(create_payments_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
-def orders_url(service_database_urls: dict[str, str], payments_url: str) -> Iterator[str]:
+def orders_url(
+    service_database_urls: dict[str, str], payments_url: str, credential_settings: CredentialSettings
+) -> Iterator[str]:
     settings = OrdersSettings(
-        database_url=service_database_urls["orders"], db_pool_size=20, payments_url=payments_url
+        database_url=service_database_urls["orders"],
+        db_pool_size=20,
+        payments_url=payments_url,
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
-def notifications_url(service_database_urls: dict[str, str]) -> Iterator[str]:
+def notifications_url(
+    service_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
     """The notifications API (emails, webhooks, alerts, sales) without its worker: a test that needs events
     consumed starts a worker of its own (see services/notifications/tests)."""
     settings = NotificationsSettings(
-        database_url=service_database_urls["notifications"], worker_enabled=False
+        database_url=service_database_urls["notifications"],
+        worker_enabled=False,
+        **credential_settings("notifications"),
     )
     with LiveServer(create_notifications_app(settings)) as server:
         yield server.url
@@ -77,7 +134,11 @@ def notifications_url(service_database_urls: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def gateway_settings(
-    service_database_urls: dict[str, str], inventory_url: str, orders_url: str, payments_url: str
+    service_database_urls: dict[str, str],
+    inventory_url: str,
+    orders_url: str,
+    payments_url: str,
+    credential_settings: CredentialSettings,
 ) -> GatewaySettings:
     """The shared gateway's settings: limits high enough that the suite never trips them (rate-limit tests
     start a gateway of their own with low ones)."""
@@ -94,6 +155,7 @@ def gateway_settings(
         rate_limit_login="100000/minute",
         login_failures_per_username="100000/minute",
         login_failures_per_client="100000/minute",
+        **credential_settings("gateway"),
     )
 
 
@@ -220,17 +282,19 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def web_url(gateway_url: str) -> Iterator[str]:
+def web_url(gateway_url: str, credential_settings: CredentialSettings) -> Iterator[str]:
     """The web shop, served live and pointed at the live gateway."""
     base = gateway_url.rstrip("/")
     graphql_url = base if base.endswith("/graphql") else f"{base}/graphql"
-    settings = WebSettings(gateway_url=graphql_url, secret_key="test-web-secret")
+    settings = WebSettings(
+        gateway_url=graphql_url, secret_key="test-web-secret", **credential_settings("web")
+    )
     with LiveServer(create_web_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
-def admin_ui_url(gateway_url: str) -> Iterator[str]:
+def admin_ui_url(gateway_url: str, credential_settings: CredentialSettings) -> Iterator[str]:
     """The admin UI, served live and pointed at the live gateway (its cookie Secure, as in production:
     Chromium sends Secure cookies to http://127.0.0.1)."""
     from admin.app import create_app as create_admin_app
@@ -238,7 +302,12 @@ def admin_ui_url(gateway_url: str) -> Iterator[str]:
 
     base = gateway_url.rstrip("/")
     graphql_url = base if base.endswith("/graphql") else f"{base}/graphql"
-    settings = AdminSettings(gateway_url=graphql_url, secret_key="test-admin-secret", cookie_secure=True)
+    settings = AdminSettings(
+        gateway_url=graphql_url,
+        secret_key="test-admin-secret",
+        cookie_secure=True,
+        **credential_settings("admin"),
+    )
     with LiveServer(create_admin_app(settings)) as server:
         yield server.url
 

@@ -50,9 +50,20 @@ def unique(name: str) -> str:
     return f"{name} {uuid.uuid4().hex[:6]}"
 
 
+# These tests arrange and inspect state straight on the services, as the gateway would (with its credential).
+AS_GATEWAY: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _call_services_as_the_gateway(as_gateway: dict[str, str]) -> None:
+    AS_GATEWAY.update(as_gateway)
+
+
 def create_product(inventory_url: str, *, name: str, price_cents: int, stock: int) -> int:
     response = httpx.post(
-        f"{inventory_url}/products", json={"name": name, "price_cents": price_cents, "stock_qty": stock}
+        f"{inventory_url}/products",
+        json={"name": name, "price_cents": price_cents, "stock_qty": stock},
+        headers=AS_GATEWAY,
     )
     assert response.status_code == 201, response.text
     product_id: int = response.json()["id"]
@@ -60,7 +71,9 @@ def create_product(inventory_url: str, *, name: str, price_cents: int, stock: in
 
 
 def place_order(orders_url: str, product_id: int, qty: int) -> dict[str, Any]:
-    response = httpx.post(f"{orders_url}/orders", json={"items": [{"productId": product_id, "qty": qty}]})
+    response = httpx.post(
+        f"{orders_url}/orders", json={"items": [{"productId": product_id, "qty": qty}]}, headers=AS_GATEWAY
+    )
     assert response.status_code == 201, response.text
     order: dict[str, Any] = response.json()
     return order
@@ -124,7 +137,7 @@ def capture(gateway_url: str, admin_token: str, order_id: str) -> None:
 
 
 def get_order(orders_url: str, order_id: str | int) -> dict[str, Any]:
-    response = httpx.get(f"{orders_url}/orders/{order_id}")
+    response = httpx.get(f"{orders_url}/orders/{order_id}", headers=AS_GATEWAY)
     assert response.status_code == 200, response.text
     order: dict[str, Any] = response.json()
     return order
@@ -136,7 +149,7 @@ def timeline(page: Any) -> list[str]:
 
 
 def get_product(inventory_url: str, product_id: int) -> dict[str, Any]:
-    response = httpx.get(f"{inventory_url}/products/{product_id}")
+    response = httpx.get(f"{inventory_url}/products/{product_id}", headers=AS_GATEWAY)
     assert response.status_code == 200, response.text
     product: dict[str, Any] = response.json()
     return product
@@ -463,7 +476,7 @@ def test_a_form_posted_without_a_csrf_token_is_refused_and_changes_nothing(
         "price_cents": 3000,
         "stock_qty": 3,
     }
-    assert httpx.get(f"{orders_url}/orders/{order_id}").json()["status"] == "PENDING"
+    assert httpx.get(f"{orders_url}/orders/{order_id}", headers=AS_GATEWAY).json()["status"] == "PENDING"
 
     # The same post with this session's token goes through: the refusals above were about the token alone.
     accepted = page.request.post(

@@ -3,7 +3,8 @@ message next to the field where there is one), never a 500, and nothing changed 
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,11 +29,18 @@ def _csrf(page: httpx.Response) -> str:
 
 
 @pytest.fixture(scope="module")
-def admin(gateway_url: str, admin_credentials: tuple[str, str]) -> Iterator[httpx.Client]:
+def admin(
+    gateway_url: str,
+    admin_credentials: tuple[str, str],
+    credential_settings: Callable[[str], dict[str, Any]],
+) -> Iterator[httpx.Client]:
     """An httpx client signed in to an admin of its own (its cookie not Secure: httpx keeps Secure cookies to
-    https), cookies kept, redirects not followed."""
+    https), cookies kept, redirects not followed. The admin calls the gateway with its credential."""
     settings = AdminSettings(
-        gateway_url=f"{gateway_url}/graphql", secret_key="hostile-admin", cookie_secure=False
+        gateway_url=f"{gateway_url}/graphql",
+        secret_key="hostile-admin",
+        cookie_secure=False,
+        **credential_settings("admin"),
     )
     with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         username, password = admin_credentials

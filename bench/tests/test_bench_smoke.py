@@ -22,7 +22,7 @@ def test_the_pgbench_script_is_place_order_itself() -> None:
 
 
 def test_one_second_of_each_generator_makes_real_orders_and_reports_them(
-    migrated_admin_url: str, orders_url: str, tmp_path: Path
+    migrated_admin_url: str, orders_url: str, as_gateway: dict[str, str], tmp_path: Path
 ) -> None:
     ids = [
         run_sql(
@@ -60,7 +60,7 @@ def test_one_second_of_each_generator_makes_real_orders_and_reports_them(
             count_orders=counter,
         ),
     ]
-    target = HttpTarget("orders-http", orders_url, "/orders", load.ORDER_BODY)
+    target = HttpTarget("orders-http", orders_url, "/orders", load.ORDER_BODY, as_gateway)
     generator = load.wrk if load.wrk_available() else load.python_generator
     measurements.append(
         generator(

@@ -1,6 +1,7 @@
 """The demo's strategies on the real test database: the safe ones sell exactly K, the naive one oversells."""
 
 import json
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -50,7 +51,12 @@ async def test_scratch_products_are_deleted_afterwards(
 
 
 def test_json_output_parses_and_tells_the_last_mug_story(
-    migrated_admin_url: str, orders_url: str, inventory_url: str, capsys: pytest.CaptureFixture[str]
+    migrated_admin_url: str,
+    orders_url: str,
+    inventory_url: str,
+    service_tokens: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import asyncio
 
@@ -65,8 +71,12 @@ def test_json_output_parses_and_tells_the_last_mug_story(
             await conn.close()
 
     asyncio.run(add_mug())
+    credentials = tmp_path / "service-credentials.json"
+    credentials.write_text(json.dumps(service_tokens))
     code = race.main(
         [
+            "--credentials",
+            str(credentials),
             "--json",
             "--buyers",
             "6",

@@ -2,7 +2,7 @@
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -341,11 +341,13 @@ def quick_expiry_gateway_url(
     payments_url: str,
     inventory_url: str,
     gateway_settings: GatewaySettings,
+    credential_settings: Callable[[str], dict[str, Any]],
 ) -> Iterator[str]:
     """A gateway over an orders whose reservations last one second."""
     settings = OrdersSettings(
         database_url=service_database_urls["orders"],
         payments_url=payments_url,
+        **credential_settings("orders"),
         reservation_ttl_s=1,
         expiry_sweep_interval_s=1,
     )

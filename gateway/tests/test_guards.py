@@ -3,6 +3,7 @@ a 500; rate limits and the sign-in throttle answer RATE_LIMITED with retryAfter.
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -406,28 +407,138 @@ async def test_failed_logins_are_throttled_per_username(
     assert other["data"]["login"]["errors"] == [{"code": "INVALID_CREDENTIALS"}]
 
 
+@pytest.fixture
+def five_guesses_gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
+    """Five sign-in attempts a minute per username and address; nothing else in the way."""
+    settings = gateway_settings.model_copy(
+        update={
+            "rate_limit_login": "1000/minute",
+            "login_failures_per_username": "5/minute",
+            "login_failures_per_client": "1000/minute",
+        }
+    )
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def verifications() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("lockstock_gateway_password_verifications_total") or 0.0
+
+
+SIGN_IN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token errors { code } } }"
+
+
+async def test_fifty_concurrent_wrong_guesses_for_one_username_cost_five_verifications(
+    five_guesses_gateway_url: str, admin_credentials: tuple[str, str]
+) -> None:
+    """The throttle counts each attempt before argon2 sees it, so the limit holds under concurrency too."""
+    username, _ = admin_credentials
+    before = verifications()
+    async with httpx.AsyncClient(base_url=five_guesses_gateway_url, timeout=120) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    "/graphql", json={"query": SIGN_IN, "variables": {"u": username, "p": f"guess-{n}"}}
+                )
+                for n in range(50)
+            )
+        )
+    codes = [error_codes(answer.json()) for answer in answers]
+    assert codes.count(["RATE_LIMITED"]) == 45, codes
+    assert verifications() - before == 5
+
+
+async def test_a_flood_of_guesses_for_the_admin_does_not_lock_the_admin_out_from_elsewhere(
+    five_guesses_gateway_url: str, admin_credentials: tuple[str, str], service_tokens: dict[str, str]
+) -> None:
+    """Attempts count per username *and* address: the flood holds its own address, not the admin's."""
+    username, password = admin_credentials
+
+    async def sign_in(address: str, attempt_password: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=five_guesses_gateway_url, timeout=60) as http:
+            # Through the admin UI, which forwards each person's address (with its credential).
+            response = await http.post(
+                "/graphql",
+                json={"query": SIGN_IN, "variables": {"u": username, "p": attempt_password}},
+                headers={"X-Lockstock-Caller": service_tokens["admin"], "X-Forwarded-For": address},
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    flood = [await sign_in("203.0.113.66", f"guess-{n}") for n in range(8)]
+    assert [error_codes(answer) for answer in flood].count(["RATE_LIMITED"]) == 3
+    assert error_codes(await sign_in("203.0.113.66", password)) == ["RATE_LIMITED"]  # held where it floods
+
+    admin = await sign_in("198.51.100.7", password)
+    assert admin["data"]["login"]["token"], admin
+    # A right password starts its address's count again: four wrong and one right, over and over, never wait.
+    for _ in range(2):
+        for n in range(4):
+            assert error_codes(await sign_in("198.51.100.7", f"typo-{n}")) == []
+        assert (await sign_in("198.51.100.7", password))["data"]["login"]["token"]
+
+
 async def test_login_is_rate_limited_per_client(gql: Gql, strict_gateway_url: str) -> None:
     login = 'mutation { login(username: "nobody", password: "x") { token } }'
     codes = [error_codes(await gql(login, url=strict_gateway_url)) for _ in range(8)]
     assert ["RATE_LIMITED"] in codes
 
 
-async def test_a_trusted_proxy_forwards_its_clients_address(
-    gateway_settings: GatewaySettings, http: httpx.AsyncClient
-) -> None:
-    proxied = gateway_settings.model_copy(
-        update={"rate_limit_place_order": "2/minute", "trusted_proxies": ["127.0.0.1"]}
+@pytest.fixture
+def sign_in_limited_gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
+    """Ten sign-ins a minute per client, and no per-username throttle in the way (each try is a new name)."""
+    limited = gateway_settings.model_copy(
+        update={"rate_limit_login": "10/minute", "login_failures_per_client": "10/minute"}
     )
-    query = {"query": "mutation { placeOrder(input: {items: []}) { errors { code } } }"}
+    with LiveServer(create_app(limited)) as server:
+        yield server.url
 
-    async def codes_for(shopper: str) -> list[str]:
+
+LOGIN = 'mutation($u: String!) { login(username: $u, password: "wrong-password") { token errors { code } } }'
+
+
+async def thirty_wrong_sign_ins(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> list[list[str]]:
+    """Thirty wrong sign-ins from this one client, each claiming another address in X-Forwarded-For."""
+    codes = []
+    for n in range(30):
         response = await http.post(
-            f"{server.url}/graphql", json=query, headers={"X-Forwarded-For": f"203.0.113.9, {shopper}"}
+            f"{url}/graphql",
+            json={"query": LOGIN, "variables": {"u": f"nobody-{uuid.uuid4().hex[:8]}"}},
+            headers={**headers, "X-Forwarded-For": f"198.51.100.{n + 1}"},
         )
-        return error_codes(response.json())
+        codes.append(error_codes(response.json()))
+    return codes
 
-    with LiveServer(create_app(proxied)) as server:
-        assert await codes_for("198.51.100.1") == []
-        assert await codes_for("198.51.100.1") == []
-        assert await codes_for("198.51.100.1") == ["RATE_LIMITED"]
-        assert await codes_for("198.51.100.2") == []  # another shopper behind the same proxy
+
+@pytest.mark.parametrize(
+    "claim",
+    ["no credential", "made-up credential", "orders' credential", "web's credential in Authorization"],
+)
+async def test_thirty_wrong_sign_ins_with_thirty_forwarded_addresses_meet_the_limit(
+    sign_in_limited_gateway_url: str, http: httpx.AsyncClient, service_tokens: dict[str, str], claim: str
+) -> None:
+    """X-Forwarded-For counts only from the web shop or the admin, proven by their credential: from anyone
+    else (under `task up`, any local program is 127.0.0.1, which uvicorn itself would have believed) the
+    thirty addresses are one client, held to ten."""
+    headers = {
+        "no credential": {},
+        "made-up credential": {"X-Lockstock-Caller": "not-a-credential"},
+        "orders' credential": {"X-Lockstock-Caller": service_tokens["orders"]},
+        "web's credential in Authorization": {"Authorization": f"Bearer {service_tokens['web']}"},
+    }[claim]
+    codes = await thirty_wrong_sign_ins(http, sign_in_limited_gateway_url, headers)
+    assert codes.count(["RATE_LIMITED"]) == 20, codes
+
+
+@pytest.mark.parametrize("ui", ["web", "admin"])
+async def test_the_web_shop_and_the_admin_forward_their_callers_addresses(
+    sign_in_limited_gateway_url: str, http: httpx.AsyncClient, service_tokens: dict[str, str], ui: str
+) -> None:
+    """Positive control: with the UI's credential the same thirty sign-ins are thirty clients, none held."""
+    headers = {"X-Lockstock-Caller": service_tokens[ui]}
+    codes = await thirty_wrong_sign_ins(http, sign_in_limited_gateway_url, headers)
+    assert all(code != ["RATE_LIMITED"] for code in codes), codes

@@ -12,6 +12,7 @@ Anything else in a kustomization fails the test, so the manifests cannot drift o
 
 import copy
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
+from lockstock_db.credentials import ACCEPTED, CALLING_APPS, credential_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -212,10 +215,16 @@ async def test_every_app_really_serves_the_probed_paths(monkeypatch: pytest.Monk
 
     monkeypatch.setenv("WEB_SECRET_KEY", "test-only-web-secret")
     monkeypatch.setenv("ADMIN_SECRET_KEY", "test-only-admin-secret")
+    # The credentials the manifests hand every app, so a path it does not serve is a 404, not a 401.
+    tokens = {app: f"test-{app}-token" for app in CALLING_APPS}
+    for name, value in credential_environment(tokens).items():
+        monkeypatch.setenv(name, value)
     for app in APPS:
         created = importlib.import_module(f"{app}.app").create_app()
         transport = httpx.ASGITransport(app=created, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        caller = ACCEPTED.get(app, ("web",))[0]
+        headers = {"Authorization": f"Bearer {tokens[caller]}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://app", headers=headers) as client:
             assert (await client.get("/healthz")).status_code == 200, app
             assert (await client.get("/readyz")).status_code != 404, app
             assert (await client.get("/no-such-probe")).status_code == 404, app
@@ -394,6 +403,33 @@ def test_every_setting_an_app_is_given_is_one_it_reads(rendered: list[dict[str, 
         for item in env:
             if item["name"].startswith(prefix) and item["name"] not in expanded:
                 assert item["name"].removeprefix(prefix) in fields, (app, item["name"])
+
+
+def test_every_app_gets_its_credential_and_accepts_exactly_its_callers(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """As `task up` does (lockstock_db.credentials), from the lockstock-service-credentials Secret."""
+    deployments = of_kind(rendered, "Deployment")
+    for app in APPS:
+        [container, *_] = deployments[app]["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item for item in container["env"]}
+        own = env.get(f"{app.upper()}_SERVICE_TOKEN")
+        if app in CALLING_APPS:
+            assert own, app
+            assert own["valueFrom"]["secretKeyRef"] == {"name": "lockstock-service-credentials", "key": app}
+        else:
+            assert own is None, app
+        accepted = env.get(f"{app.upper()}_CALLER_TOKENS")
+        if app not in ACCEPTED:
+            assert accepted is None, app
+            continue
+        assert accepted, app
+        callers = json.loads(accepted["value"])
+        assert set(callers) == set(ACCEPTED[app]), app
+        for caller, value in callers.items():
+            [variable] = re.fullmatch(r"\$\((\w+)\)", value).groups()  # type: ignore[union-attr]
+            ref = env[variable]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "lockstock-service-credentials", "key": caller}, (app, caller)
 
 
 def test_the_ingress_serves_the_shop_the_admin_and_graphql(rendered: list[dict[str, Any]]) -> None:

@@ -8,7 +8,8 @@ a free loopback port, in front of the run's PostgreSQL) and ``db_pooler="transac
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -42,25 +43,37 @@ def pgbouncer(postgres_server_url: str, service_database_urls: dict[str, str]) -
         yield bouncer
 
 
+CredentialSettings = Callable[[str], dict[str, Any]]
+
+
 @pytest.fixture(scope="session")
 def pooled_database_urls(pgbouncer: PgBouncer, service_database_urls: dict[str, str]) -> dict[str, str]:
     return {service: pgbouncer.url_for(url) for service, url in service_database_urls.items()}
 
 
 @pytest.fixture(scope="session")
-def payments_url(pooled_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = PaymentsSettings(database_url=pooled_database_urls["payments"], db_pooler="transaction")
+def payments_url(
+    pooled_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
+    settings = PaymentsSettings(
+        database_url=pooled_database_urls["payments"],
+        db_pooler="transaction",
+        **credential_settings("payments"),
+    )
     with LiveServer(create_payments_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
-def orders_url(pooled_database_urls: dict[str, str], payments_url: str) -> Iterator[str]:
+def orders_url(
+    pooled_database_urls: dict[str, str], payments_url: str, credential_settings: CredentialSettings
+) -> Iterator[str]:
     settings = OrdersSettings(
         database_url=pooled_database_urls["orders"],
         db_pool_size=20,
         payments_url=payments_url,
         db_pooler="transaction",
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
@@ -78,12 +91,17 @@ async def orders_engine(pooled_database_urls: dict[str, str]) -> AsyncIterator[A
 
 
 @pytest.fixture(scope="module")
-def slow_pair(pooled_database_urls: dict[str, str]) -> Iterator[tuple[str, str]]:
+def slow_pair(
+    pooled_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[tuple[str, str]]:
     """test_races.py's pair through the pooler: payments whose processor takes 50 ms a call (so racing
     requests really overlap), and an orders app of its own in front of it; (orders url, payments url)."""
     payments = create_payments_app(
         PaymentsSettings(
-            database_url=pooled_database_urls["payments"], db_pooler="transaction", processor_latency_s=0.05
+            database_url=pooled_database_urls["payments"],
+            db_pooler="transaction",
+            processor_latency_s=0.05,
+            **credential_settings("payments"),
         )
     )
     with LiveServer(payments) as payments_server:
@@ -95,6 +113,7 @@ def slow_pair(pooled_database_urls: dict[str, str]) -> Iterator[tuple[str, str]]
                 db_pool_size=20,
                 expiry_sweep_interval_s=3_600,
                 reconcile_interval_s=3_600,
+                **credential_settings("orders"),
             )
         )
         with LiveServer(orders) as orders_server:

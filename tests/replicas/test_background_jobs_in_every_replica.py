@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orders.app import create_app as create_orders_app
@@ -160,6 +161,9 @@ async def test_sweepers_and_reconcilers_in_every_replica_expire_restock_and_sett
     service_database_urls: dict[str, str],
     db: asyncpg.Connection,
     make_product: Callable[..., Awaitable[int]],
+    credential_settings: Callable[[str], dict[str, Any]],
+    service_tokens: dict[str, str],
+    as_gateway: dict[str, str],
 ) -> None:
     expiring = await make_product(stock=50, price_cents=1_200)
     cancelled = await make_product(stock=50, price_cents=1_500)
@@ -167,13 +171,20 @@ async def test_sweepers_and_reconcilers_in_every_replica_expire_restock_and_sett
     payments_url = f"http://127.0.0.1:{port}"
 
     def payments_app() -> Any:
-        return create_payments_app(PaymentsSettings(database_url=service_database_urls["payments"]))
+        return create_payments_app(
+            PaymentsSettings(
+                database_url=service_database_urls["payments"], **credential_settings("payments")
+            )
+        )
 
     orders_settings = OrdersSettings(
-        database_url=service_database_urls["orders"], payments_url=payments_url, **TIGHT
+        database_url=service_database_urls["orders"],
+        payments_url=payments_url,
+        **TIGHT,
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(orders_settings)) as orders_server:
-        async with helpers.orders_api(orders_server.url) as orders:
+        async with helpers.orders_api(orders_server.url, as_gateway) as orders:
 
             async def place(product: int, count: int) -> list[int]:
                 return [(await orders.place(product, 1 + i % 2))["orderId"] for i in range(count)]
@@ -238,7 +249,11 @@ async def test_sweepers_and_reconcilers_in_every_replica_expire_restock_and_sett
     async def replica(engine: AsyncEngine) -> None:
         """One orders process's two jobs, as its timers run them, but back to back until all is done."""
         async with httpx.AsyncClient(base_url=payments_url, timeout=10) as http:
-            client = HttpPaymentsClient(http, RetryPolicy(attempts=3, timeout_s=5, wait_initial_s=0.02))
+            client = HttpPaymentsClient(
+                http,
+                RetryPolicy(attempts=3, timeout_s=5, wait_initial_s=0.02),
+                token=SecretStr(service_tokens["orders"]),
+            )
 
             async def sweeper() -> None:
                 while not done.is_set():

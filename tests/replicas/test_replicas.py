@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from lockstock_db import replicas
+from lockstock_db.credentials import credential_environment
 from servicekit.embedded import free_port
 from servicekit.redisserver import REDIS_SERVER, RedisServer
 
@@ -49,7 +50,7 @@ def test_the_plan_keeps_every_url_and_adds_n_backends_per_app() -> None:
     lines = the_plan.procfile(Path("/x/haproxy.cfg")).splitlines()
     assert (
         "orders-2: uvicorn --factory orders.app:create_app --host 127.0.0.1 --port 28002 --no-access-log"
-        in lines
+        " --no-proxy-headers" in lines
     )
     assert lines[-1] == f"haproxy: {replicas.HAPROXY} -db -f /x/haproxy.cfg"
     # A line that serves no port (the mail sink) runs once, unchanged.
@@ -76,7 +77,9 @@ def haproxy_servers(stats_port: int) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def replica_run(
-    tmp_path_factory: pytest.TempPathFactory, service_database_urls: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory,
+    service_database_urls: dict[str, str],
+    service_tokens: dict[str, str],
 ) -> Iterator[dict]:
     if not os.path.exists(replicas.HAPROXY):
         message = f"no {replicas.HAPROXY} (apt-get install haproxy): replica tests skipped"
@@ -104,6 +107,9 @@ def replica_run(
     url = {app: f"http://127.0.0.1:{port}" for app, port in frontends.items()}
     env = dict(os.environ)
     env |= {f"{service.upper()}_DATABASE_URL": db_url for service, db_url in service_database_urls.items()}
+    # Every replica its own credential and the ones it accepts, as `task up` hands them (docs/adr/0007);
+    # haproxy passes the Authorization header through untouched.
+    env |= credential_environment(service_tokens)
     env |= {
         "ORDERS_PAYMENTS_URL": url["payments"],
         "ORDERS_DB_POOL_SIZE": "10",
@@ -151,7 +157,7 @@ def replica_run(
 
 
 async def test_orders_through_two_orders_processes_and_two_gateways_never_oversell(
-    replica_run: dict, db: asyncpg.Connection, make_product
+    replica_run: dict, db: asyncpg.Connection, make_product, as_gateway: dict[str, str]
 ) -> None:
     url = replica_run["url"]
     hot = await make_product(stock=10)
@@ -162,7 +168,9 @@ async def test_orders_through_two_orders_processes_and_two_gateways_never_overse
 
         def rest(lines: list[tuple[int, int]]):
             return http.post(
-                f"{url['orders']}/orders", json={"items": [{"productId": p, "qty": q} for p, q in lines]}
+                f"{url['orders']}/orders",
+                json={"items": [{"productId": p, "qty": q} for p, q in lines]},
+                headers=as_gateway,
             )
 
         def graphql(lines: list[tuple[int, int]]):

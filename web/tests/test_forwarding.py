@@ -1,5 +1,6 @@
-"""The shop calls the gateway for every shopper from one address, so it forwards each shopper's address:
-the gateway's per-client limits (trusted from this proxy) then apply per shopper."""
+"""The shop calls the gateway for every shopper from one address, so it forwards each shopper's address
+with its own credential: the gateway's per-client limits (believed only with that credential) then apply
+per shopper. What a browser claims in X-Forwarded-For is not passed on."""
 
 import httpx
 from starlette.applications import Starlette
@@ -23,11 +24,20 @@ def test_the_shop_forwards_the_shoppers_address_to_the_gateway():
 
     recorder = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
     with LiveServer(recorder) as upstream:
-        shop = create_app(WebSettings(gateway_url=f"{upstream.url}/graphql", secret_key="forwarding-test"))
+        shop = create_app(
+            WebSettings(
+                gateway_url=f"{upstream.url}/graphql",
+                secret_key="forwarding-test",
+                service_token="the-web-shops-credential",
+            )
+        )
         with LiveServer(shop) as server:
-            response = httpx.get(f"{server.url}/", headers={"X-Request-ID": "fwd-1"})
+            response = httpx.get(
+                f"{server.url}/", headers={"X-Request-ID": "fwd-1", "X-Forwarded-For": "203.0.113.66"}
+            )
 
     assert response.status_code == 200
     assert seen, "the shop did not call the gateway"
-    assert seen[0]["x-forwarded-for"] == "127.0.0.1"
+    assert seen[0]["x-forwarded-for"] == "127.0.0.1"  # the shopper's own address, not what it claimed
+    assert seen[0]["x-lockstock-caller"] == "the-web-shops-credential"
     assert seen[0]["x-request-id"] == "fwd-1"

@@ -8,7 +8,7 @@ web-*.png as the tests pass through them.
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,20 @@ def unique(name: str) -> str:
     return f"{name} {uuid.uuid4().hex[:6]}"
 
 
+# These tests arrange and inspect state straight on the services, as the gateway would (with its credential).
+AS_GATEWAY: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _call_services_as_the_gateway(as_gateway: dict[str, str]) -> None:
+    AS_GATEWAY.update(as_gateway)
+
+
 def create_product(inventory_url: str, *, name: str, price_cents: int, stock: int) -> str:
     response = httpx.post(
-        f"{inventory_url}/products", json={"name": name, "price_cents": price_cents, "stock_qty": stock}
+        f"{inventory_url}/products",
+        json={"name": name, "price_cents": price_cents, "stock_qty": stock},
+        headers=AS_GATEWAY,
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -91,7 +102,7 @@ def order_of(orders_url: str, page_url: str) -> dict[str, Any]:
     """The order behind an order page's URL, as the orders service has it."""
     order_id = re.search(r"/orders/(\d+)", page_url)
     assert order_id, page_url
-    response = httpx.get(f"{orders_url}/orders/{order_id.group(1)}")
+    response = httpx.get(f"{orders_url}/orders/{order_id.group(1)}", headers=AS_GATEWAY)
     assert response.status_code == 200, response.text
     order: dict[str, Any] = response.json()
     return order
@@ -386,7 +397,10 @@ def test_a_declined_card_keeps_the_reservation_and_another_card_pays(
 
 @pytest.fixture(scope="module")
 def short_reservation_shop_url(
-    service_database_urls: dict[str, str], payments_url: str, gateway_settings: GatewaySettings
+    service_database_urls: dict[str, str],
+    payments_url: str,
+    gateway_settings: GatewaySettings,
+    credential_settings: Callable[[str], dict[str, Any]],
 ) -> Iterator[str]:
     """The shop over an orders service of its own whose reservations last 3 seconds (the shared one keeps
     the default 15 minutes), swept every half second; same database, payments and gateway settings."""
@@ -395,6 +409,7 @@ def short_reservation_shop_url(
         payments_url=payments_url,
         reservation_ttl_s=3,
         expiry_sweep_interval_s=0.5,
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(orders_settings)) as orders:
         gateway = gateway_settings.model_copy(update={"orders_url": orders.url})

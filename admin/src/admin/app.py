@@ -18,6 +18,7 @@ from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, Gatewa
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
 from admin.settings import AdminSettings, resolve_secret_key
+from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
 from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
@@ -35,7 +36,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.gateway_timeout_s, connect=min(3.0, settings.gateway_timeout_s))
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        async with gateway_http_client(settings.service_token, timeout=timeout, limits=limits) as http:
             app.state.gateway = GatewayClient(http, settings.gateway_url)
             try:
                 yield

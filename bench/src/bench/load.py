@@ -255,7 +255,7 @@ function init(args)
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local body = [[{body}]]
+{headers}local body = [[{body}]]
 function request()
   local pid = {pick}
   return wrk.format(nil, "{path}", nil, string.format(body, pid))
@@ -287,6 +287,7 @@ class HttpTarget:
     base_url: str
     path: str
     body: str  # printf template with one %d: the product id
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a service credential
 
 
 def wrk(
@@ -301,7 +302,8 @@ def wrk(
 ) -> Measurement:
     low, high = products
     pick = str(low) if workload == "hot" else f"math.random({low}, {high})"
-    script = WRK_SCRIPT.format(path=target.path, body=target.body, pick=pick)
+    headers = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in target.headers.items())
+    script = WRK_SCRIPT.format(path=target.path, body=target.body, pick=pick, headers=headers)
     script_path = workdir / f"{target.name}-{workload}-{concurrency}.lua"
     script_path.write_text(script)
     before = count_orders()
@@ -385,7 +387,7 @@ def python_generator(
                         response = await client.post(
                             target.path,
                             content=target.body % pid,
-                            headers={"Content-Type": "application/json"},
+                            headers={"Content-Type": "application/json", **target.headers},
                         )
                         if response.status_code >= 400:
                             errors += 1

@@ -116,6 +116,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
                 system.apps[app_key].url,
                 "/graphql" if gateway else "/orders",
                 load.GRAPHQL_BODY if gateway else load.ORDER_BODY,
+                {} if gateway else system.gateway_headers,
             )
             http_targets.append((http_target, orders_key))
     generator = (

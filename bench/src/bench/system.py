@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 
 from lockstock_db import database
+from lockstock_db.credentials import CALLING_APPS, credential_environment
 from servicekit.db import plain_url
 from servicekit.embedded import EmbeddedPostgres, free_port
 
@@ -81,6 +82,10 @@ class System:
     service_urls: dict[str, str] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     gateway_problem: str | None = None
+    # The bench's own service credentials (its stack is its own: `task up`'s file is not read).
+    tokens: dict[str, str] = field(
+        default_factory=lambda: {app: secrets.token_urlsafe(32) for app in CALLING_APPS}
+    )
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def start_database(self) -> None:
@@ -95,6 +100,11 @@ class System:
         database.apply_role_passwords(self.admin_url, passwords)
         self.service_urls = database.service_database_urls(self.admin_url, passwords)
         self.passwords = passwords
+
+    @property
+    def gateway_headers(self) -> dict[str, str]:
+        """What the HTTP generator sends to orders: the gateway's credential, as the gateway would."""
+        return {"Authorization": f"Bearer {self.tokens['gateway']}"}
 
     def extra_database(self, name: str) -> dict[str, str]:
         """Another migrated database in the same cluster; returns its service URLs (and "admin")."""
@@ -126,7 +136,7 @@ class System:
                 "--log-level",
                 "warning",
             ],
-            env={**os.environ, **env},
+            env={**os.environ, **credential_environment(self.tokens), **env},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lockstock_db import database, replicas
+from lockstock_db.credentials import credential_environment, service_credentials
 from servicekit.embedded import EmbeddedPostgres
 
 DATA_DIR = Path(os.environ.get("LOCKSTOCK_DATA_DIR", ".data"))
@@ -60,13 +61,14 @@ def _app_environment(admin_url: str) -> dict[str, str]:
         env.setdefault(f"{service.upper()}_DATABASE_URL", url)
     env.setdefault("LOCKSTOCK_ADMIN_DATABASE_URL", admin_url)
     env.setdefault("LOCKSTOCK_DATA_DIR", str(DATA_DIR.resolve()))
-    # The web shop and admin call the gateway for many people from one address and forward each caller's
-    # address; the gateway counts its per-client limits on that address only from these proxies.
-    env.setdefault("GATEWAY_TRUSTED_PROXIES", '["127.0.0.1"]')
     # The worker mails the Procfile's local sink, and may call webhook receivers on this machine.
     env.setdefault("NOTIFICATIONS_SMTP_URL", "smtp://127.0.0.1:8025")
     env.setdefault("NOTIFICATIONS_WEBHOOKS_ALLOW_PRIVATE", "true")
     env.setdefault("NOTIFICATIONS_ADMIN_EMAIL", "admin@lockstock.local")
+    # Each app's own credential and the ones it accepts (docs/adr/0007); the demo reads the same file.
+    tokens = service_credentials(DATA_DIR / "service-credentials.json")
+    for name, value in credential_environment(tokens).items():
+        env.setdefault(name, value)
     return env
 
 

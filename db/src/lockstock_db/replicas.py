@@ -66,8 +66,9 @@ class Plan:
             "    timeout server 60s",
             "    timeout http-keep-alive 10s",
             "    option http-keep-alive",
-            # No `option forwardfor`: the UIs already send X-Forwarded-For for their shoppers, and the gateway
-            # counts limits on the address its trusted proxy (127.0.0.1) forwards.
+            # No `option forwardfor`, and Authorization / X-Forwarded-For passed through untouched: the UIs
+            # send X-Forwarded-For for their shoppers, and the gateway believes it only from a caller whose
+            # credential is the web shop's or the admin's (docs/adr/0007).
             "",
         ]
         for app in self.apps:

@@ -1,7 +1,8 @@
 """`task demo:race`: the last Mug, twice bought at once; then why the locks matter, in numbers.
 
-Runs against the live system of `task up` (orders :8002, inventory :8001, its PostgreSQL). Step 2 talks to
-the database directly, on scratch products it creates and deletes.
+Runs against the live system of `task up` (orders :8002, inventory :8001, its PostgreSQL), calling
+the services with the gateway's credential from .data/service-credentials.json. Step 2 talks to the
+database directly, on scratch products it creates and deletes.
 """
 
 import argparse
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +54,23 @@ class NotRunningError(Exception):
     pass
 
 
+def default_credentials_file() -> Path:
+    return Path(os.environ.get("LOCKSTOCK_DATA_DIR", ".data")) / "service-credentials.json"
+
+
+def gateway_headers(credentials_file: Path) -> dict[str, str]:
+    """The demo calls orders and inventory as the gateway does, with the gateway's credential from the file
+    `task up` writes (docs/adr/0007): the services accept nobody else, and a demo is no reason to widen
+    that."""
+    try:
+        token = json.loads(credentials_file.read_text())["gateway"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotRunningError(
+            f"no gateway credential in {credentials_file} ({type(exc).__name__}): start `task up` first"
+        ) from exc
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def check_live(orders_url: str, inventory_url: str, dsn: str, *, need_services: bool) -> None:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
@@ -84,9 +103,9 @@ async def find_mug(client: httpx.AsyncClient, inventory_url: str) -> dict[str, A
         after = page[-1]["id"]
 
 
-async def last_mug_race(orders_url: str, inventory_url: str) -> dict[str, Any]:
+async def last_mug_race(orders_url: str, inventory_url: str, headers: dict[str, str]) -> dict[str, Any]:
     """Stock 1, two buyers, one winner; over the real services."""
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
         mug = await find_mug(client, inventory_url)
         (
             await client.patch(f"{inventory_url}/products/{mug['id']}/stock", json={"stock_qty": 1})
@@ -95,7 +114,7 @@ async def last_mug_race(orders_url: str, inventory_url: str) -> dict[str, Any]:
 
     async def buy(who: str) -> dict[str, Any]:
         # Each buyer its own client, so its own TCP connection: the two requests really race.
-        async with httpx.AsyncClient(timeout=10) as buyer:
+        async with httpx.AsyncClient(timeout=10, headers=headers) as buyer:
             began = time.perf_counter()
             response = await buyer.post(f"{orders_url}/orders", json=body)
             return {
@@ -106,7 +125,7 @@ async def last_mug_race(orders_url: str, inventory_url: str) -> dict[str, Any]:
             }
 
     results = list(await asyncio.gather(buy("Alice"), buy("Bob")))
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
         after = (await client.get(f"{inventory_url}/products/{mug['id']}")).raise_for_status().json()
     return {
         "product": {"id": mug["id"], "name": mug["name"]},
@@ -227,6 +246,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--inventory-url", default=os.environ.get("DEMO_INVENTORY_URL", "http://127.0.0.1:8001")
     )
     parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="service credentials file (default: service-credentials.json in $LOCKSTOCK_DATA_DIR or .data)",
+    )
+    parser.add_argument(
         "--database-url",
         default=None,
         help="superuser URL (default: LOCKSTOCK_ADMIN_DATABASE_URL, DATABASE_URL, or the "
@@ -250,7 +275,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     dsn = database_url(args.database_url)
     await check_live(args.orders_url, args.inventory_url, dsn, need_services=not args.skip_race)
-    race = None if args.skip_race else await last_mug_race(args.orders_url, args.inventory_url)
+    race = None
+    if not args.skip_race:
+        headers = gateway_headers(args.credentials or default_credentials_file())
+        race = await last_mug_race(args.orders_url, args.inventory_url, headers)
     results = await run_strategies(
         dsn, args.names, buyers=args.buyers, stock=args.stock, pause_s=args.pause_ms / 1000
     )

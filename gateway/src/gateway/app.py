@@ -204,6 +204,7 @@ def create_app(
                 timeout_s=settings.upstream_timeout_s,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 max_connections=settings.upstream_max_connections,
+                token=settings.service_token,
             )
 
         app.state.settings = settings

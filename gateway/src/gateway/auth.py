@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import RateLimited, Unauthenticated
+from gateway.metrics import PASSWORD_VERIFICATIONS
 from gateway.settings import GatewaySettings
 
 log = structlog.get_logger()
@@ -84,6 +85,7 @@ async def authenticate(engine: AsyncEngine, username: str, password: str) -> Pri
             )
         ).first()
     stored = row.password_hash if row else _DUMMY_HASH
+    PASSWORD_VERIFICATIONS.inc()
     try:
         # argon2 is deliberately slow: off the event loop.
         await asyncio.to_thread(_hasher.verify, stored, password)
@@ -180,16 +182,23 @@ class Limits:
         if not await self.limiter.hit(item, *keys):
             raise RateLimited(await self._retry_after(item, *keys))
 
-    async def check_login_allowed(self, username: str, client: str) -> None:
-        """Refuse sign-in while this username or this client has too many recent failures."""
-        for item, key in (
-            (self.failures_per_username, f"user:{username}"),
-            (self.failures_per_client, client),
-        ):
-            if not await self.limiter.test(item, "login-failure", key):
-                log.warning("login_throttled", username=username[:MAX_USERNAME], client=client)
-                raise RateLimited(await self._retry_after(item, "login-failure", key))
+    async def claim_sign_in_attempt(self, username: str, client: str) -> None:
+        """Count this sign-in attempt, *before* its password is checked, against this username from this
+        address and against this address; refuse it (RateLimited) once either is over its limit.
 
-    async def record_login_failure(self, username: str, client: str) -> None:
-        await self.limiter.hit(self.failures_per_username, "login-failure", f"user:{username}")
-        await self.limiter.hit(self.failures_per_client, "login-failure", client)
+        Counting first is what holds 50 concurrent guesses to the limit: a check that runs before anything is
+        counted lets every one of them through to argon2. The username is counted per address, so a flood
+        of guesses for ``admin`` from one place cannot lock the real admin out from anywhere else (ADR 0007).
+        """
+        for item, key in (
+            (self.failures_per_username, ("login-attempt", f"user:{username}", client)),
+            (self.failures_per_client, ("login-attempt", client)),
+        ):
+            if not await self.limiter.hit(item, *key):
+                log.warning("login_throttled", username=username[:MAX_USERNAME], client=client)
+                raise RateLimited(await self._retry_after(item, *key))
+
+    async def forget_sign_in_attempts(self, username: str, client: str) -> None:
+        """After a right password: this username's count at this address starts again (the address's own
+        count does not: it bounds how many guesses one place makes across usernames)."""
+        await self.limiter.clear(self.failures_per_username, "login-attempt", f"user:{username}", client)

@@ -1,8 +1,10 @@
 """The per-request context: the shared upstream clients, fresh DataLoaders, the caller and its address."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from strawberry.fastapi import BaseContext
@@ -15,6 +17,7 @@ from gateway.errors import Forbidden, Unauthenticated
 from gateway.loaders import Loaders, build_loaders
 from gateway.order_tokens import OrderTokens
 from gateway.settings import GatewaySettings
+from servicekit.callers import CALLER_HEADER, identify_caller
 
 
 @dataclass
@@ -59,14 +62,23 @@ class Context(BaseContext):
         return principal
 
 
-def client_address(request: Request, trusted_proxies: list[str]) -> str:
-    """The caller's address; through a trusted proxy, the address that proxy saw (the last it appended)."""
+# The apps whose X-Forwarded-For the gateway believes: they call for many people from one address.
+FORWARDING_CALLERS = ("web", "admin")
+
+
+def client_address(request: Request, caller_tokens: Mapping[str, SecretStr]) -> str:
+    """The caller's address: the peer's, or the address the web shop or the admin forwards, but only from a
+    request that proves it comes from one of them (its credential in X-Lockstock-Caller). Anyone else's
+    X-Forwarded-For is ignored, whatever its peer address (under `task up`, every local program is 127.0.0.1).
+    """
     peer = request.client.host if request.client else "unknown"
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in trusted_proxies:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-1][:64]
+    if forwarded:
+        accepted = {name: caller_tokens[name] for name in FORWARDING_CALLERS if name in caller_tokens}
+        if identify_caller(request.headers.get(CALLER_HEADER), accepted) is not None:
+            hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+            if hops:
+                return hops[-1][:64]
     return peer
 
 
@@ -82,6 +94,6 @@ async def get_context(request: Request) -> Context:
         order_tokens=state.order_tokens,
         limits=state.limits,
         loaders=build_loaders(state.inventory, state.payments),
-        client_address=client_address(request, state.settings.trusted_proxies),
+        client_address=client_address(request, state.settings.caller_tokens),
         authorization=request.headers.get("authorization"),
     )

@@ -13,6 +13,10 @@ GRAPHQL_OPERATIONS = Counter(
     "ok, or error (a top-level error such as BAD_REQUEST or INTERNAL).",
     ["field", "result"],
 )
+PASSWORD_VERIFICATIONS = Counter(
+    "lockstock_gateway_password_verifications",
+    "argon2 verifications made for sign-ins: one per attempt the sign-in throttle let through.",
+)
 UPSTREAM_SECONDS = Histogram(
     "lockstock_gateway_upstream_seconds",
     "Latency of the gateway's calls to the services, by upstream and outcome (2xx, 4xx, 5xx, unreachable).",

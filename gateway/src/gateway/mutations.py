@@ -493,14 +493,14 @@ class Mutation:
         client = context.client_address
         await limits.hit(limits.login, "login", client)
         name = username[: MAX_USERNAME + 1]  # longer ones are wrong anyway; keep keys and logs small
-        await limits.check_login_allowed(name, client)
+        await limits.claim_sign_in_attempt(name, client)
         principal = await authenticate(context.engine, name, password)
         if principal is None:
-            await limits.record_login_failure(name, client)
             log.info("login_failed", username=name, client=client)
             return LoginPayload(
                 errors=[UserError(code=ErrorCode.INVALID_CREDENTIALS, message="Wrong username or password.")]
             )
+        await limits.forget_sign_in_attempts(name, client)
         token, expires_at = context.tokens.issue(principal)
         log.info("login_succeeded", username=principal.username, role=principal.role)
         return LoginPayload(token=token, expires_at=expires_at, errors=[])

@@ -40,12 +40,14 @@ class GatewaySettings(DatabaseSettings):
     # Each attempt asks the card processor: a low limit is what stops card testing through the shop.
     rate_limit_authorize_payment: str = "30/minute"
     rate_limit_login: str = "10/minute"
+    # Sign-in attempts, counted before the password is checked (a right one clears its username's count):
+    # per username *and* address, so a flood for one username from one place locks out nobody elsewhere;
+    # and per address, across usernames. See gateway.auth.Limits.claim_sign_in_attempt and ADR 0007.
     login_failures_per_username: str = "5/minute"
     login_failures_per_client: str = "20/minute"
-    # Limits count per client address. Behind a proxy (or the web shop, which calls from its own address for
-    # every shopper) list the proxy's address here and have it send X-Forwarded-For: the address it appends
-    # is then the client. JSON in the env: GATEWAY_TRUSTED_PROXIES='["127.0.0.1"]'.
-    trusted_proxies: list[str] = Field(default_factory=list)
+    # Limits count per client address: the peer's, or the X-Forwarded-For of a request that carries the web
+    # shop's or the admin's credential (caller_tokens "web" and "admin"; see gateway.context.client_address).
+    # A proxy in front of the gateway must therefore not be trusted by address: there is no such setting.
     # memory:// is per process; several gateway instances must share e.g. async+redis://host:6379
     rate_limit_storage_uri: str = "async+memory://"
 

@@ -9,9 +9,13 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from servicekit.app import create_service_app
+from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.settings import DatabaseSettings
 from servicekit.testing import LiveServer
+
+KIT_TOKEN = "kit-test-caller-token"
+AS_KIT_CALLER = {"Authorization": f"Bearer {KIT_TOKEN}"}
 
 router = APIRouter()
 
@@ -60,20 +64,25 @@ def kit_url(migrated_admin_url):
 
     asyncio.run(prepare())
     app = create_service_app(
-        DatabaseSettings(database_url=migrated_admin_url, service_name="kit"), title="kit", routers=[router]
+        DatabaseSettings(
+            database_url=migrated_admin_url, service_name="kit", caller_tokens={"kit-test": KIT_TOKEN}
+        ),
+        title="kit",
+        routers=[router],
+        callers=allow(reads=["kit-test"], writes=["kit-test"]),
     )
     with LiveServer(app) as server:
         yield server.url
 
 
 async def test_a_request_id_is_generated_and_echoed(kit_url):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         response = await client.get("/healthz")
     assert len(response.headers["x-request-id"]) == 32
 
 
 async def test_a_callers_request_id_is_kept_and_a_hostile_one_replaced(kit_url):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         kept = await client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
         replaced = await client.get("/healthz", headers={"X-Request-ID": "x" * 500})
         injected = await client.get("/healthz", headers={"X-Request-ID": 'a"}{"level":"fake'})
@@ -83,7 +92,7 @@ async def test_a_callers_request_id_is_kept_and_a_hostile_one_replaced(kit_url):
 
 
 async def test_an_unexpected_error_is_a_masked_problem_with_the_request_id(kit_url):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         response = await client.get("/boom", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -97,7 +106,7 @@ async def test_an_unexpected_error_is_a_masked_problem_with_the_request_id(kit_u
 
 async def test_a_failed_commit_is_an_error_response_never_a_success(kit_url, db):
     """The session dependency commits before the response is sent; a commit that fails cannot say 200."""
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         response = await client.post("/deferred-violation")
     assert response.status_code >= 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -105,14 +114,14 @@ async def test_a_failed_commit_is_an_error_response_never_a_success(kit_url, db)
 
 
 async def test_a_successful_write_is_committed_when_the_response_arrives(kit_url, db):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         response = await client.post("/write")
     assert response.status_code == 200
     assert await db.fetchval("SELECT count(*) FROM public.kit_deferred WHERE v = 42") == 1
 
 
 async def test_readiness_reports_the_database(kit_url):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         assert (await client.get("/readyz")).json() == {"status": "ready"}
 
 
@@ -136,7 +145,7 @@ def test_every_log_line_is_json_with_the_request_id(kit_url, capfd):
 
 
 async def test_input_the_database_refuses_is_a_422_not_a_500(kit_url):
-    async with httpx.AsyncClient(base_url=kit_url) as client:
+    async with httpx.AsyncClient(base_url=kit_url, headers=AS_KIT_CALLER) as client:
         fine = await client.get("/echo-text", params={"value": "mug"})
         refused = await client.get("/echo-text", params={"value": "mug\x00"})
     assert fine.json() == {"value": "mug"}

@@ -47,10 +47,10 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 async def test_http_metrics_count_each_request_under_its_route_template_and_status(
-    inventory_url, make_product
+    inventory_url, as_gateway, make_product
 ):
     product_ids = [await make_product() for _ in range(3)]
-    async with httpx.AsyncClient(base_url=inventory_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=inventory_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         responses = await asyncio.gather(*(client.get(f"/products/{pid}") for pid in product_ids))
         missing = await client.get("/products/987654321")
@@ -85,9 +85,11 @@ async def test_http_metrics_count_each_request_under_its_route_template_and_stat
     assert "/no/such/path/12345" not in routes
 
 
-async def test_order_metrics_count_placed_orders_units_and_refusals_by_reason(orders_url, make_product):
+async def test_order_metrics_count_placed_orders_units_and_refusals_by_reason(
+    orders_url, as_gateway, make_product
+):
     mug = await make_product(stock=5, price_cents=1_000)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         placed = [
             await client.post("/orders", json={"items": [{"productId": mug, "qty": 2}]}),
@@ -116,10 +118,12 @@ async def test_order_metrics_count_placed_orders_units_and_refusals_by_reason(or
     )
 
 
-async def test_lock_wait_is_the_time_an_order_queued_behind_a_row_lock(orders_url, make_product, db):
+async def test_lock_wait_is_the_time_an_order_queued_behind_a_row_lock(
+    orders_url, as_gateway, make_product, db
+):
     mug = await make_product(stock=5)
     held_for = 0.3
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         async with db.transaction():
             await db.execute("SELECT 1 FROM inventory.products WHERE id = $1 FOR UPDATE", mug)
@@ -145,11 +149,11 @@ async def test_lock_wait_is_the_time_an_order_queued_behind_a_row_lock(orders_ur
     assert delta(before, after, "lockstock_order_lock_wait_seconds_bucket", le="0.1") == 0
 
 
-async def test_idempotent_replays_are_counted_per_table(orders_url, make_product):
+async def test_idempotent_replays_are_counted_per_table(orders_url, as_gateway, make_product):
     mug = await make_product(stock=5)
     body = {"items": [{"productId": mug, "qty": 1}]}
     headers = {"Idempotency-Key": f"metrics-replay-{mug}"}
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         first = await client.post("/orders", json=body, headers=headers)
         again = await client.post("/orders", json=body, headers=headers)
@@ -197,9 +201,9 @@ async def test_any_starlette_app_gets_the_metrics_with_one_call(mounted_app):
     assert value(after, "lockstock_http_requests_in_flight", method="GET") == 1
 
 
-async def test_authorizations_and_captures_are_counted_by_outcome(orders_url, make_product):
+async def test_authorizations_and_captures_are_counted_by_outcome(orders_url, as_gateway, make_product):
     mug = await make_product(stock=5, price_cents=1_000)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         statuses = []
         for card in (
@@ -220,9 +224,9 @@ async def test_authorizations_and_captures_are_counted_by_outcome(orders_url, ma
     assert delta(before, after, "lockstock_order_captures_total", outcome="paid") == 1
 
 
-async def test_stock_changes_are_counted_by_kind_and_refusals_apart(inventory_url, make_product):
+async def test_stock_changes_are_counted_by_kind_and_refusals_apart(inventory_url, as_gateway, make_product):
     product_id = await make_product(stock=2)
-    async with httpx.AsyncClient(base_url=inventory_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=inventory_url, headers=as_gateway, timeout=30) as client:
         before = await scrape(client)
         statuses = [
             (await client.patch(f"/products/{product_id}/stock", json=body)).status_code

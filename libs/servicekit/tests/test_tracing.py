@@ -20,18 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
 from servicekit.testing import LiveServer, log_events, wait_until
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
+GATEWAY_TOKEN = "tracing-test-gateway-token"
+AS_GATEWAY = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
+
 
 def inventory_app(database_url: str, exporter: InMemorySpanExporter | None = None) -> FastAPI:
     return create_service_app(
-        InventorySettings(database_url=database_url),
+        InventorySettings(database_url=database_url, caller_tokens={"gateway": GATEWAY_TOKEN}),
         title="inventory, traced",
         routers=[inventory_router],
+        callers=INVENTORY_CALLERS,
         span_exporter=exporter,
     )
 
@@ -73,7 +78,7 @@ async def test_a_request_is_one_trace_with_a_server_span_and_a_database_span(
     product_id = await make_product()
 
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{traced_inventory_url}/products/{product_id}")
+        response = await client.get(f"{traced_inventory_url}/products/{product_id}", headers=AS_GATEWAY)
 
     assert response.status_code == 200
     spans = await spans_of_request(exporter, f"/products/{product_id}", at_least=2)
@@ -107,7 +112,7 @@ async def test_every_log_line_of_a_request_carries_its_request_id_and_trace_id(
             response = await client.patch(
                 f"{server.url}/products/{product_id}/stock",
                 json={"delta": -1},
-                headers={"X-Request-ID": request_id},
+                headers={"X-Request-ID": request_id, **AS_GATEWAY},
             )
     # The request is over once its server span ended.
     spans = await spans_of_request(exporter, f"/products/{product_id}/stock", at_least=2)
@@ -175,7 +180,9 @@ async def test_with_an_otlp_endpoint_spans_are_exported_over_otlp_http(
 
     with LiveServer(app) as server:
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{server.url}/products/{product_id}")).status_code == 200
+            assert (
+                await client.get(f"{server.url}/products/{product_id}", headers=AS_GATEWAY)
+            ).status_code == 200
     # Shutting the app down flushed the batch.
 
     assert received, "nothing reached the OTLP endpoint"

@@ -28,7 +28,7 @@ PLACE_ORDER = """mutation($input: PlaceOrderInput!) {
 
 @pytest.fixture
 def traced_system(
-    service_database_urls, payments_url, gateway_settings
+    service_database_urls, payments_url, gateway_settings, credential_settings
 ) -> Iterator[tuple[str, InMemorySpanExporter]]:
     """inventory, orders and the gateway, traced into one exporter (payments is the suite's shared one)."""
     from inventory.app import create_app as create_inventory_app
@@ -37,10 +37,16 @@ def traced_system(
     from orders.settings import OrdersSettings
 
     exporter = InMemorySpanExporter()
-    inventory = create_inventory_app(InventorySettings(database_url=service_database_urls["inventory"]))
+    inventory = create_inventory_app(
+        InventorySettings(database_url=service_database_urls["inventory"], **credential_settings("inventory"))
+    )
     setup_tracing(inventory, "inventory", exporter=exporter)
     orders = create_orders_app(
-        OrdersSettings(database_url=service_database_urls["orders"], payments_url=payments_url)
+        OrdersSettings(
+            database_url=service_database_urls["orders"],
+            payments_url=payments_url,
+            **credential_settings("orders"),
+        )
     )
     setup_tracing(orders, "orders", exporter=exporter)
     with LiveServer(inventory) as inventory_server, LiveServer(orders) as orders_server:

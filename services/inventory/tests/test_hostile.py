@@ -2,7 +2,8 @@
 Retry-After, never a 500, nothing written by a refusal."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -19,7 +20,7 @@ SNAPSHOT = (
 
 
 def test_hostile_product_bodies_are_refused_and_write_nothing(
-    inventory_url: str, migrated_admin_url: str
+    inventory_url: str, migrated_admin_url: str, as_gateway: dict[str, str]
 ) -> None:
     fuzz_hostile_json(
         inventory_url,
@@ -27,11 +28,12 @@ def test_hostile_product_bodies_are_refused_and_write_nothing(
         "/products",
         {"name": "Hostile cup", "price_cents": 800, "stock_qty": 12},
         snapshot=lambda: query_row(migrated_admin_url, SNAPSHOT),
+        headers=lambda: as_gateway,
     )
 
 
 async def test_hostile_price_and_stock_changes_are_refused_and_write_nothing(
-    inventory_url: str, migrated_admin_url: str, make_product
+    inventory_url: str, migrated_admin_url: str, make_product, as_gateway: dict[str, str]
 ) -> None:
     product_id = await make_product(stock=1_000, price_cents=1_000)
 
@@ -47,14 +49,20 @@ async def test_hostile_price_and_stock_changes_are_refused_and_write_nothing(
                 valid,
                 snapshot=lambda: query_row(migrated_admin_url, SNAPSHOT),
                 max_examples=50,
+                headers=lambda: as_gateway,
             )
 
     await asyncio.to_thread(fuzz)
 
 
 @pytest.fixture(scope="module")
-def down_inventory_url(service_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = InventorySettings(database_url=closed_port_database_url(service_database_urls["inventory"]))
+def down_inventory_url(
+    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
+) -> Iterator[str]:
+    settings = InventorySettings(
+        database_url=closed_port_database_url(service_database_urls["inventory"]),
+        **credential_settings("inventory"),
+    )
     with LiveServer(create_app(settings)) as server:
         yield server.url
 
@@ -71,9 +79,9 @@ def down_inventory_url(service_database_urls: dict[str, str]) -> Iterator[str]:
     ],
 )
 def test_with_the_database_down_every_route_is_503_database_unavailable(
-    down_inventory_url: str, method: str, path: str, body: object
+    down_inventory_url: str, method: str, path: str, body: object, as_gateway: dict[str, str]
 ) -> None:
-    response = httpx.request(method, f"{down_inventory_url}{path}", json=body, timeout=30)
+    response = httpx.request(method, f"{down_inventory_url}{path}", json=body, headers=as_gateway, timeout=30)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
     assert response.json()["code"] == "database_unavailable"
@@ -81,14 +89,22 @@ def test_with_the_database_down_every_route_is_503_database_unavailable(
 
 
 async def test_a_row_lock_held_past_lock_timeout_is_503_database_busy(
-    service_database_urls: dict[str, str], db: asyncpg.Connection, make_product
+    service_database_urls: dict[str, str],
+    db: asyncpg.Connection,
+    make_product,
+    credential_settings: Callable[[str], dict[str, Any]],
+    as_gateway: dict[str, str],
 ) -> None:
     product_id = await make_product(stock=5)
-    settings = InventorySettings(database_url=service_database_urls["inventory"], db_lock_timeout_ms=100)
+    settings = InventorySettings(
+        database_url=service_database_urls["inventory"],
+        db_lock_timeout_ms=100,
+        **credential_settings("inventory"),
+    )
     with LiveServer(create_app(settings)) as server:
         async with db.transaction():
             await db.execute("SELECT 1 FROM inventory.products WHERE id = $1 FOR UPDATE", product_id)
-            async with httpx.AsyncClient(timeout=30) as client:
+            async with httpx.AsyncClient(headers=as_gateway, timeout=30) as client:
                 response = await client.patch(f"{server.url}/products/{product_id}/stock", json={"delta": 1})
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "database_busy"
@@ -97,14 +113,20 @@ async def test_a_row_lock_held_past_lock_timeout_is_503_database_busy(
 
 
 async def test_connections_the_server_ended_are_503_once_then_served_again(
-    service_database_urls: dict[str, str], db: asyncpg.Connection, make_product
+    service_database_urls: dict[str, str],
+    db: asyncpg.Connection,
+    make_product,
+    credential_settings: Callable[[str], dict[str, Any]],
+    as_gateway: dict[str, str],
 ) -> None:
     product_id = await make_product()
     settings = InventorySettings(
-        database_url=service_database_urls["inventory"], service_name="inventory-ended"
+        database_url=service_database_urls["inventory"],
+        service_name="inventory-ended",
+        **credential_settings("inventory"),
     )
     with LiveServer(create_app(settings)) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=as_gateway, timeout=30) as client:
             assert (await client.get(f"/products/{product_id}")).status_code == 200
             ended = await db.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"

@@ -10,8 +10,8 @@ from notifications.events import CATALOGUE
 
 
 @pytest.fixture
-async def client(inventory_url: str):
-    async with httpx.AsyncClient(base_url=inventory_url, timeout=30) as client:
+async def client(inventory_url: str, as_gateway: dict[str, str]):
+    async with httpx.AsyncClient(base_url=inventory_url, headers=as_gateway, timeout=30) as client:
         yield client
 
 

@@ -3,8 +3,8 @@ import pytest
 
 
 @pytest.fixture
-async def client(inventory_url: str):
-    async with httpx.AsyncClient(base_url=inventory_url, timeout=30) as client:
+async def client(inventory_url: str, as_gateway: dict[str, str]):
+    async with httpx.AsyncClient(base_url=inventory_url, headers=as_gateway, timeout=30) as client:
         yield client
 
 

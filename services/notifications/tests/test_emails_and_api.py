@@ -58,8 +58,8 @@ async def test_an_endpoints_secret_is_shown_once(api, endpoints, receiver):
     assert "secret" not in (await api.get(f"/webhooks/endpoints/{body['id']}")).json()
 
 
-async def test_private_and_loopback_webhook_urls_are_refused_unless_allowed(notifications_url):
-    async with httpx.AsyncClient(base_url=notifications_url, timeout=30) as client:
+async def test_private_and_loopback_webhook_urls_are_refused_unless_allowed(notifications_url, as_gateway):
+    async with httpx.AsyncClient(base_url=notifications_url, headers=as_gateway, timeout=30) as client:
         for url in (
             "http://127.0.0.1:9/hook",
             "http://10.1.2.3/",

@@ -12,8 +12,8 @@ CONSUMERS = ["email", "webhooks", "alerts", "sales"]
 
 
 @pytest.fixture
-async def shop(orders_url):
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+async def shop(orders_url, as_gateway):
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         yield client
 
 

@@ -1,10 +1,12 @@
 from servicekit.testing import fuzz_openapi
 
 
-async def test_no_generated_request_makes_notifications_fail_or_break_its_contract(notifications_url, db):
+async def test_no_generated_request_makes_notifications_fail_or_break_its_contract(
+    notifications_url, as_gateway, db
+):
     last_endpoint = await db.fetchval("SELECT coalesce(max(id), 0) FROM notifications.webhook_endpoints")
     try:
-        exercised = fuzz_openapi(notifications_url, max_examples=20)
+        exercised = fuzz_openapi(notifications_url, headers=as_gateway, max_examples=20)
     finally:
         # Endpoints the fuzzer managed to register must not receive later tests' events.
         await db.execute(

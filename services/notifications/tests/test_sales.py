@@ -120,14 +120,14 @@ async def test_sales_totals_equal_a_direct_sum_over_the_events(
 
 
 async def test_the_sales_report_covers_30_days_with_totals_and_top_products(
-    producer, sales_worker, notifications_api_url, db, wait, settled, ids, order
+    producer, sales_worker, notifications_api_url, as_gateway, db, wait, settled, ids, order
 ):
     product = ids()
     order_id = ids()
     data = order(order_id, None, [(product, 3, 10_000_000)])  # large enough to top the report
     paid = await producer.emit("order.paid", order_id, {**data, "captured_cents": data["total_cents"]})
     await wait(lambda: settled(db, [paid], ["sales"]), within_s=30)
-    async with httpx.AsyncClient(base_url=notifications_api_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=notifications_api_url, headers=as_gateway, timeout=30) as client:
         report = (await client.get("/sales")).json()
     assert len(report["days"]) == 30
     assert report["days"][-1]["day"] == datetime.now(UTC).date().isoformat()

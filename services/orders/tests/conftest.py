@@ -4,6 +4,7 @@ drives, and the one check of ADR 0004's four invariants that every lifecycle tes
 (Test modules reach these through fixtures: with --import-mode=importlib a conftest cannot be imported.)"""
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifications.events import CATALOGUE
@@ -79,21 +81,22 @@ class OrdersApi:
 
 
 @pytest.fixture
-async def orders(orders_url: str) -> AsyncIterator[OrdersApi]:
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+async def orders(orders_url: str, as_gateway: dict[str, str]) -> AsyncIterator[OrdersApi]:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         yield OrdersApi(client)
 
 
 @contextlib.asynccontextmanager
-async def orders_api(url: str) -> AsyncIterator[OrdersApi]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+async def orders_api(url: str, headers: dict[str, str]) -> AsyncIterator[OrdersApi]:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
         yield OrdersApi(client)
 
 
 @pytest.fixture
-def api() -> Callable[[str], Any]:
-    """``async with api(url) as orders:`` an OrdersApi on an orders server of the test's own."""
-    return orders_api
+def api(as_gateway: dict[str, str]) -> Callable[[str], Any]:
+    """``async with api(url) as orders:`` an OrdersApi on an orders server of the test's own (calling as
+    the gateway)."""
+    return functools.partial(orders_api, headers=as_gateway)
 
 
 class PaymentsServer:
@@ -124,21 +127,27 @@ class PaymentsServer:
 
 
 @pytest.fixture
-def payments_server(service_database_urls: dict[str, str]) -> Callable[..., PaymentsServer]:
+def payments_server(
+    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
+) -> Callable[..., PaymentsServer]:
     def make(**kwargs: Any) -> PaymentsServer:
-        return PaymentsServer(service_database_urls, **kwargs)
+        return PaymentsServer(service_database_urls, **{**credential_settings("payments"), **kwargs})
 
     return make
 
 
 @pytest.fixture
-def orders_server(service_database_urls: dict[str, str]) -> Callable[..., Any]:
+def orders_server(
+    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
+) -> Callable[..., Any]:
     """``with orders_server(payments_url, **settings) as url:`` an orders app of the test's own."""
 
     @contextlib.contextmanager
     def make(payments_url: str, **overrides: Any) -> Iterator[str]:
         settings = OrdersSettings(
-            database_url=service_database_urls["orders"], payments_url=payments_url, **{**FAST, **overrides}
+            database_url=service_database_urls["orders"],
+            payments_url=payments_url,
+            **{**credential_settings("orders"), **FAST, **overrides},
         )
         with LiveServer(create_orders_app(settings)) as server:
             yield server.url
@@ -148,7 +157,10 @@ def orders_server(service_database_urls: dict[str, str]) -> Callable[..., Any]:
 
 @pytest.fixture(scope="module", params=["batched", "single"])
 def orders_url_each_placement(
-    request: pytest.FixtureRequest, service_database_urls: dict[str, str], payments_url: str
+    request: pytest.FixtureRequest,
+    service_database_urls: dict[str, str],
+    payments_url: str,
+    credential_settings: Callable[[str], dict[str, Any]],
 ) -> Iterator[str]:
     """An orders server per ORDERS_PLACEMENT: a module that takes this as its ``orders_url`` runs every test
     with group commit on and off."""
@@ -157,6 +169,7 @@ def orders_url_each_placement(
         db_pool_size=20,
         payments_url=payments_url,
         placement=request.param,
+        **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(settings)) as server:
         yield server.url
@@ -175,14 +188,17 @@ async def orders_engine(service_database_urls: dict[str, str]) -> AsyncIterator[
 class Reconciler:
     """``reconcile_once`` and ``sweep_expired`` run by the test against a payments URL of its choice."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, token: str) -> None:
         self.engine = engine
+        self.token = SecretStr(token)  # orders' credential, as the orders app sends it
 
     async def reconcile(self, payments_url: str, *, horizon_s: float = 3_600.0) -> list[int]:
         """One pass over every order with an open reconcile_at (the test's requests have all completed, so
         none is still in flight: taking them before they are due is right here)."""
         async with httpx.AsyncClient(base_url=payments_url, timeout=10) as http:
-            client = HttpPaymentsClient(http, RetryPolicy(attempts=3, timeout_s=5, wait_initial_s=0.02))
+            client = HttpPaymentsClient(
+                http, RetryPolicy(attempts=3, timeout_s=5, wait_initial_s=0.02), token=self.token
+            )
             return await reconcile_once(self.engine, client, horizon_s=horizon_s, batch=1_000)
 
     async def sweep(self) -> list[int]:
@@ -190,8 +206,8 @@ class Reconciler:
 
 
 @pytest.fixture
-def reconciler(orders_engine: AsyncEngine) -> Reconciler:
-    return Reconciler(orders_engine)
+def reconciler(orders_engine: AsyncEngine, service_tokens: dict[str, str]) -> Reconciler:
+    return Reconciler(orders_engine, service_tokens["orders"])
 
 
 async def assert_money_and_stock_invariants(db: asyncpg.Connection, stock: dict[int, int]) -> None:

@@ -5,8 +5,8 @@ import pytest
 
 
 @pytest.fixture
-async def client(orders_url: str):
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+async def client(orders_url: str, as_gateway: dict[str, str]):
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         yield client
 
 

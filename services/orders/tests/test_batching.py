@@ -260,12 +260,15 @@ async def test_a_refusal_in_a_batch_is_the_same_error_as_alone(batcher, orders_e
 
 
 @pytest.fixture
-def two_orders_servers(service_database_urls, payments_url) -> Iterator[list[str]]:
+def two_orders_servers(service_database_urls, payments_url, credential_settings) -> Iterator[list[str]]:
     """Two orders processes on one database, both batching (as `task up` runs several)."""
 
     def server() -> LiveServer:
         settings = OrdersSettings(
-            database_url=service_database_urls["orders"], payments_url=payments_url, placement="batched"
+            database_url=service_database_urls["orders"],
+            payments_url=payments_url,
+            placement="batched",
+            **credential_settings("orders"),
         )
         return LiveServer(create_app(settings))
 
@@ -273,7 +276,9 @@ def two_orders_servers(service_database_urls, payments_url) -> Iterator[list[str
         yield [one.url, two.url]
 
 
-async def test_two_batching_processes_never_deadlock_or_oversell(two_orders_servers, db, make_product):
+async def test_two_batching_processes_never_deadlock_or_oversell(
+    two_orders_servers, as_gateway, db, make_product
+):
     a = await make_product(stock=1_000)
     b = await make_product(stock=1_000)
     hot = await make_product(stock=25)
@@ -281,8 +286,8 @@ async def test_two_batching_processes_never_deadlock_or_oversell(two_orders_serv
     backward = [(hot, 1), (b, 1), (a, 1)]
 
     async with (
-        httpx.AsyncClient(base_url=two_orders_servers[0], timeout=60) as one,
-        httpx.AsyncClient(base_url=two_orders_servers[1], timeout=60) as two,
+        httpx.AsyncClient(base_url=two_orders_servers[0], headers=as_gateway, timeout=60) as one,
+        httpx.AsyncClient(base_url=two_orders_servers[1], headers=as_gateway, timeout=60) as two,
     ):
         responses = await asyncio.gather(
             *(

@@ -24,9 +24,9 @@ async def place(client: httpx.AsyncClient, lines: list[tuple[int, int]]) -> http
     return await client.post("/orders", json={"items": [{"productId": p, "qty": q} for p, q in lines]})
 
 
-async def test_two_orders_race_for_the_last_unit(orders_url, db, make_product):
+async def test_two_orders_race_for_the_last_unit(orders_url, as_gateway, db, make_product):
     mug = await make_product(stock=1)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=30) as client:
         first, second = await asyncio.gather(place(client, [(mug, 1)]), place(client, [(mug, 1)]))
 
     assert sorted([first.status_code, second.status_code]) == [201, 409]
@@ -36,22 +36,24 @@ async def test_two_orders_race_for_the_last_unit(orders_url, db, make_product):
     assert await db.fetchval("SELECT count(*) FROM orders.order_items WHERE product_id = $1", mug) == 1
 
 
-async def test_fifty_buyers_for_ten_units_sell_exactly_ten(orders_url, db, make_product):
+async def test_fifty_buyers_for_ten_units_sell_exactly_ten(orders_url, as_gateway, db, make_product):
     product = await make_product(stock=10)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         responses = await asyncio.gather(*(place(client, [(product, 1)]) for _ in range(50)))
 
     assert Counter(r.status_code for r in responses) == {201: 10, 409: 40}
     assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product) == 0
 
 
-async def test_overlapping_orders_in_opposite_product_order_do_not_deadlock(orders_url, db, make_product):
+async def test_overlapping_orders_in_opposite_product_order_do_not_deadlock(
+    orders_url, as_gateway, db, make_product
+):
     a = await make_product(stock=1_000)
     b = await make_product(stock=1_000)
     c = await make_product(stock=1_000)
     forward = [(a, 1), (b, 1), (c, 1)]
     backward = [(c, 1), (b, 1), (a, 1)]
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         responses = await asyncio.gather(*(place(client, forward if i % 2 else backward) for i in range(60)))
 
     assert [r.status_code for r in responses] == [201] * 60, {
@@ -63,9 +65,9 @@ async def test_overlapping_orders_in_opposite_product_order_do_not_deadlock(orde
     assert [s["stock_qty"] for s in stocks] == [940, 940, 940]
 
 
-async def test_concurrent_cancels_give_stock_back_once(orders_url, db, make_product):
+async def test_concurrent_cancels_give_stock_back_once(orders_url, as_gateway, db, make_product):
     product = await make_product(stock=5)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         order_id = (await place(client, [(product, 3)])).json()["orderId"]
         responses = await asyncio.gather(*(client.post(f"/orders/{order_id}/cancel") for _ in range(20)))
 
@@ -74,9 +76,9 @@ async def test_concurrent_cancels_give_stock_back_once(orders_url, db, make_prod
     assert await db.fetchval("SELECT stock_qty FROM inventory.products WHERE id = $1", product) == 5
 
 
-async def test_cancels_racing_new_orders_keep_the_books_balanced(orders_url, db, make_product):
+async def test_cancels_racing_new_orders_keep_the_books_balanced(orders_url, as_gateway, db, make_product):
     product = await make_product(stock=4)
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         first = [(await place(client, [(product, 1)])).json()["orderId"] for _ in range(4)]
         results = await asyncio.gather(
             *(client.post(f"/orders/{oid}/cancel") for oid in first),
@@ -98,7 +100,7 @@ batch_strategy = st.lists(lines_strategy, min_size=2, max_size=12)
 stock_strategy = st.lists(st.integers(0, 6), min_size=PRODUCTS, max_size=PRODUCTS)
 
 
-async def _run_batch(orders_url, admin_url, stocks, batch):
+async def _run_batch(orders_url, as_gateway, admin_url, stocks, batch):
     import asyncpg
 
     from servicekit.db import plain_url
@@ -113,7 +115,7 @@ async def _run_batch(orders_url, admin_url, stocks, batch):
             )
             for stock in stocks
         ]
-        async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
             responses = await asyncio.gather(
                 *(place(client, [(ids[index], qty) for index, qty in lines]) for lines in batch)
             )
@@ -152,5 +154,5 @@ async def _run_batch(orders_url, admin_url, stocks, batch):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stocks=stock_strategy, batch=batch_strategy)
-def test_concurrent_batches_never_oversell(orders_url, migrated_admin_url, stocks, batch):
-    asyncio.run(_run_batch(orders_url, migrated_admin_url, stocks, batch))
+def test_concurrent_batches_never_oversell(orders_url, as_gateway, migrated_admin_url, stocks, batch):
+    asyncio.run(_run_batch(orders_url, as_gateway, migrated_admin_url, stocks, batch))

@@ -3,7 +3,8 @@ a 500, nothing written by a refusal."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,14 +24,15 @@ SNAPSHOT = (
 
 
 async def test_hostile_order_bodies_are_refused_and_write_nothing(
-    orders_url: str, migrated_admin_url: str, make_product
+    orders_url: str, migrated_admin_url: str, make_product, as_gateway: dict[str, str]
 ) -> None:
     product_id = await make_product(stock=100_000)
     keyed = iter(range(10**9))
 
     def headers() -> dict[str, str]:
         # Every other request with a fresh key, so the idempotent path meets the same bodies.
-        return {"Idempotency-Key": f"hostile-{uuid.uuid4()}"} if next(keyed) % 2 else {}
+        key = {"Idempotency-Key": f"hostile-{uuid.uuid4()}"} if next(keyed) % 2 else {}
+        return as_gateway | key
 
     await asyncio.to_thread(
         fuzz_hostile_json,
@@ -44,9 +46,15 @@ async def test_hostile_order_bodies_are_refused_and_write_nothing(
 
 
 @pytest.fixture(scope="module")
-def down_orders_url(service_database_urls: dict[str, str], payments_url: str) -> Iterator[str]:
+def down_orders_url(
+    service_database_urls: dict[str, str],
+    payments_url: str,
+    credential_settings: Callable[[str], dict[str, Any]],
+) -> Iterator[str]:
     settings = OrdersSettings(
-        database_url=closed_port_database_url(service_database_urls["orders"]), payments_url=payments_url
+        database_url=closed_port_database_url(service_database_urls["orders"]),
+        payments_url=payments_url,
+        **credential_settings("orders"),
     )
     with LiveServer(create_app(settings)) as server:
         yield server.url
@@ -66,9 +74,9 @@ def down_orders_url(service_database_urls: dict[str, str], payments_url: str) ->
     ],
 )
 def test_with_the_database_down_every_route_is_503_database_unavailable(
-    down_orders_url: str, method: str, path: str, body: object, key: str | None
+    down_orders_url: str, method: str, path: str, body: object, key: str | None, as_gateway: dict[str, str]
 ) -> None:
-    headers = {"Idempotency-Key": key} if key else {}
+    headers = as_gateway | ({"Idempotency-Key": key} if key else {})
     response = httpx.request(method, f"{down_orders_url}{path}", json=body, headers=headers, timeout=30)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"

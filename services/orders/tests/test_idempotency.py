@@ -12,8 +12,8 @@ def orders_url(orders_url_each_placement: str) -> str:
 
 
 @pytest.fixture
-async def client(orders_url: str):
-    async with httpx.AsyncClient(base_url=orders_url, timeout=60) as client:
+async def client(orders_url: str, as_gateway: dict[str, str]):
+    async with httpx.AsyncClient(base_url=orders_url, headers=as_gateway, timeout=60) as client:
         yield client
 
 

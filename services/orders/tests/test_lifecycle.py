@@ -208,12 +208,13 @@ async def test_capture_refuses_an_order_without_an_authorization(orders, db, new
 
 
 async def test_a_payment_posted_straight_to_payments_never_pays_the_order(
-    orders, db, new_order, payments_url, reconciler, invariants
+    orders, db, new_order, payments_url, as_orders, reconciler, invariants
 ):
-    """The bug that started this: a 1-cent charge under another key made a $25.00 order PAID."""
+    """The bug that started this: a 1-cent charge under another key made a $25.00 order PAID. (Only orders'
+    own credential can post to payments now; the stray charge stands for a bug in orders itself.)"""
 
     order_id, product = await new_order(price_cents=2_500, qty=1)
-    async with httpx.AsyncClient(base_url=payments_url) as client:
+    async with httpx.AsyncClient(base_url=payments_url, headers=as_orders) as client:
         stray = await client.post(
             "/payments",
             json={"order_id": order_id, "amount_cents": 1, "card_number": GOOD_CARD},
@@ -395,7 +396,7 @@ def luhn_card(prefix: str = "4", length: int = 16) -> str:
 
 
 @pytest.fixture(scope="module")
-def orders_without_payments(service_database_urls):
+def orders_without_payments(service_database_urls, credential_settings):
     """An orders app whose payments is gone. Module-scoped on purpose: an app made inside a capfd test would
     bind the process-wide log stream to capfd's file, which closes when that test ends."""
     from orders.app import create_app
@@ -406,6 +407,7 @@ def orders_without_payments(service_database_urls):
     settings = OrdersSettings(
         database_url=service_database_urls["orders"],
         payments_url=f"http://127.0.0.1:{free_port()}",
+        **credential_settings("orders"),
         payments_retry_attempts=2,
         payments_retry_wait_initial_s=0.01,
     )
@@ -414,7 +416,7 @@ def orders_without_payments(service_database_urls):
 
 
 async def test_no_full_card_number_reaches_any_table_or_log_line(
-    orders, db, new_order, orders_without_payments, capfd
+    orders, db, new_order, orders_without_payments, as_gateway, capfd
 ):
     card = luhn_card()
     spaced = " ".join(card[i : i + 4] for i in range(0, 16, 4))
@@ -426,7 +428,7 @@ async def test_no_full_card_number_reaches_any_table_or_log_line(
     assert (await orders.authorize(authorized_id, spaced)).json()["status"] == "AUTHORIZED"
     assert (await orders.authorize(invalid_id, bad)).status_code == 422
     assert (await orders.capture(authorized_id)).status_code == 200
-    async with httpx.AsyncClient(base_url=orders_without_payments) as client:
+    async with httpx.AsyncClient(base_url=orders_without_payments, headers=as_gateway) as client:
         down = await client.post(f"/orders/{down_id}/authorize", json={"card_number": card})
     assert down.status_code == 503
 

@@ -8,12 +8,14 @@ process.
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -388,10 +390,14 @@ class HoldAnswers:
             await send(message)
 
 
-def start_orders_process(database_url: str, payments_url: str, port: int) -> subprocess.Popen[bytes]:
-    """A real, separate orders process (uvicorn), as deployed."""
+def start_orders_process(
+    database_url: str, payments_url: str, port: int, credentials: dict[str, Any]
+) -> subprocess.Popen[bytes]:
+    """A real, separate orders process (uvicorn), as deployed (with orders' credentials in its env)."""
     env = {
         **os.environ,
+        "ORDERS_SERVICE_TOKEN": credentials["service_token"],
+        "ORDERS_CALLER_TOKENS": json.dumps(credentials["caller_tokens"]),
         "ORDERS_DATABASE_URL": database_url,
         "ORDERS_PAYMENTS_URL": payments_url,
         "ORDERS_EXPIRY_SWEEP_INTERVAL_S": "3600",
@@ -420,7 +426,15 @@ def start_orders_process(database_url: str, payments_url: str, port: int) -> sub
 
 @pytest.mark.parametrize("step", ["authorize", "capture"])
 async def test_an_orders_process_killed_between_payments_answer_and_its_update_is_finished_by_the_reconciler(
-    payments_server, service_database_urls, api, db, make_product, reconciler, invariants, step
+    payments_server,
+    service_database_urls,
+    credential_settings,
+    api,
+    db,
+    make_product,
+    reconciler,
+    invariants,
+    step,
 ):
     layers: list[HoldAnswers] = []
 
@@ -430,7 +444,9 @@ async def test_an_orders_process_killed_between_payments_answer_and_its_update_i
 
     port = free_port()
     with payments_server(wrap=wrap) as payments:
-        process = start_orders_process(service_database_urls["orders"], payments.url, port)
+        process = start_orders_process(
+            service_database_urls["orders"], payments.url, port, credential_settings("orders")
+        )
         try:
             async with api(f"http://127.0.0.1:{port}") as orders:
                 order_id, product = await place(orders, make_product)

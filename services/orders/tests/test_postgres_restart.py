@@ -10,8 +10,9 @@ import asyncio
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -61,7 +62,10 @@ def orders_database(own_postgres: EmbeddedPostgres) -> tuple[str, str]:
 
 
 async def test_a_postgres_restart_under_load_loses_no_acknowledged_order_and_makes_no_500(
-    own_postgres: EmbeddedPostgres, orders_database: tuple[str, str]
+    own_postgres: EmbeddedPostgres,
+    orders_database: tuple[str, str],
+    credential_settings: Callable[[str], dict[str, Any]],
+    as_gateway: dict[str, str],
 ) -> None:
     admin_url, orders_url = orders_database
     db = await asyncpg.connect(admin_url)
@@ -79,7 +83,10 @@ async def test_a_postgres_restart_under_load_loses_no_acknowledged_order_and_mak
         await db.close()
 
     settings = OrdersSettings(
-        database_url=orders_url, payments_url="http://127.0.0.1:9", db_pool_size=WORKERS
+        database_url=orders_url,
+        payments_url="http://127.0.0.1:9",
+        db_pool_size=WORKERS,
+        **credential_settings("orders"),
     )
     answers: list[httpx.Response] = []
     acknowledged: list[int] = []
@@ -109,7 +116,7 @@ async def test_a_postgres_restart_under_load_loses_no_acknowledged_order_and_mak
         restarted.set()
 
     with LiveServer(create_app(settings)) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=as_gateway, timeout=60) as client:
             await asyncio.gather(load(client), restart())
             # After the restart the service serves again without being restarted itself.
             after = await client.post("/orders", json={"items": [{"productId": product_ids[0], "qty": 1}]})

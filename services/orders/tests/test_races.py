@@ -12,7 +12,7 @@ ROUNDS = 20
 
 
 @pytest.fixture(scope="module")
-def slow_pair(service_database_urls):
+def slow_pair(service_database_urls, credential_settings):
     """Payments whose processor takes 50 ms a call (so the racing requests really overlap), and an orders app
     of its own in front of it."""
     from orders.app import create_app as create_orders_app
@@ -22,12 +22,17 @@ def slow_pair(service_database_urls):
     from servicekit.testing import LiveServer
 
     payments = create_payments_app(
-        PaymentsSettings(database_url=service_database_urls["payments"], processor_latency_s=0.05)
+        PaymentsSettings(
+            database_url=service_database_urls["payments"],
+            **credential_settings("payments"),
+            processor_latency_s=0.05,
+        )
     )
     with LiveServer(payments) as payments_server:
         orders = create_orders_app(
             OrdersSettings(
                 database_url=service_database_urls["orders"],
+                **credential_settings("orders"),
                 payments_url=payments_server.url,
                 db_pool_size=20,
                 expiry_sweep_interval_s=3_600,
@@ -100,7 +105,9 @@ async def test_capture_racing_cancel(slow_pair, api, db, make_product, reconcile
     await invariants(db, {product: ROUNDS})
 
 
-async def test_authorize_racing_expiry(service_database_urls, api, db, make_product, reconciler, invariants):
+async def test_authorize_racing_expiry(
+    service_database_urls, credential_settings, api, db, make_product, reconciler, invariants
+):
     """Reservations of one second, authorizations sent around the deadline, a sweeper every 50 ms in the app
     and a second one in the test: each order ends AUTHORIZED or EXPIRED, and an expired one holds no money."""
     from orders.app import create_app as create_orders_app
@@ -110,12 +117,17 @@ async def test_authorize_racing_expiry(service_database_urls, api, db, make_prod
     from servicekit.testing import LiveServer
 
     payments = create_payments_app(
-        PaymentsSettings(database_url=service_database_urls["payments"], processor_latency_s=0.1)
+        PaymentsSettings(
+            database_url=service_database_urls["payments"],
+            **credential_settings("payments"),
+            processor_latency_s=0.1,
+        )
     )
     product = await make_product(stock=ROUNDS, price_cents=1_700)
     with LiveServer(payments) as payments_server:
         settings = OrdersSettings(
             database_url=service_database_urls["orders"],
+            **credential_settings("orders"),
             payments_url=payments_server.url,
             reservation_ttl_s=1,
             expiry_sweep_interval_s=0.05,
@@ -195,7 +207,7 @@ async def test_two_sweepers_racing_restock_each_expired_order_exactly_once(
 
 
 async def test_the_app_sweeps_expired_reservations_by_itself(
-    service_database_urls, payments_url, api, db, make_product
+    service_database_urls, credential_settings, payments_url, api, db, make_product
 ):
     from orders.app import create_app as create_orders_app
     from orders.settings import OrdersSettings
@@ -204,6 +216,7 @@ async def test_the_app_sweeps_expired_reservations_by_itself(
     product = await make_product(stock=5)
     settings = OrdersSettings(
         database_url=service_database_urls["orders"],
+        **credential_settings("orders"),
         payments_url=payments_url,
         reservation_ttl_s=0.3,
         expiry_sweep_interval_s=0.05,

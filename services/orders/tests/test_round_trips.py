@@ -13,8 +13,14 @@ from servicekit.testing import LiveServer
 
 
 @pytest.fixture(scope="module", params=["batched", "single"])
-def counted_orders(request, service_database_urls):
-    app = create_app(OrdersSettings(database_url=service_database_urls["orders"], placement=request.param))
+def counted_orders(request, service_database_urls, credential_settings):
+    app = create_app(
+        OrdersSettings(
+            database_url=service_database_urls["orders"],
+            placement=request.param,
+            **credential_settings("orders"),
+        )
+    )
     seen: list[str] = []
     with LiveServer(app) as server:
         event.listen(
@@ -36,13 +42,13 @@ def counted_orders(request, service_database_urls):
 
 @pytest.mark.parametrize("stock", [10, 0], ids=["accepted", "refused"])
 async def test_placing_an_order_is_a_single_statement_without_begin_or_commit(
-    counted_orders, db, make_product, stock
+    counted_orders, as_gateway, db, make_product, stock
 ):
     url, seen = counted_orders
     a = await make_product(stock=stock)
     b = await make_product(stock=stock)
 
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=as_gateway) as client:
         # Show the instrument sees transactions: a session-backed read is wrapped in BEGIN … COMMIT.
         seen.clear()
         read = await client.get("/orders", params={"limit": 1})

@@ -6,7 +6,7 @@ of the test module's own whose processor a test may make slow or broken.
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -114,16 +114,16 @@ class PaymentsApi:
 
 
 @pytest.fixture
-async def api(payments_url: str) -> AsyncIterator[PaymentsApi]:
-    async with httpx.AsyncClient(base_url=payments_url, timeout=30) as client:
+async def api(payments_url: str, as_orders: dict[str, str]) -> AsyncIterator[PaymentsApi]:
+    async with httpx.AsyncClient(base_url=payments_url, headers=as_orders, timeout=30) as client:
         yield PaymentsApi(client)
 
 
 class ControlledApp:
     """A payments app of the test module's own, whose processor the test can make slow or broken."""
 
-    def __init__(self, database_url: str) -> None:
-        self.app = create_app(PaymentsSettings(database_url=database_url))
+    def __init__(self, database_url: str, credentials: dict[str, Any]) -> None:
+        self.app = create_app(PaymentsSettings(database_url=database_url, **credentials))
         self.server = LiveServer(self.app)
         self.url = self.server.url
 
@@ -137,15 +137,17 @@ class ControlledApp:
 
 
 @pytest.fixture(scope="module")
-def controlled(service_database_urls: dict[str, str]) -> Iterator[ControlledApp]:
-    controlled = ControlledApp(service_database_urls["payments"])
+def controlled(
+    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
+) -> Iterator[ControlledApp]:
+    controlled = ControlledApp(service_database_urls["payments"], credential_settings("payments"))
     with controlled.server:
         yield controlled
 
 
 @pytest.fixture
-async def controlled_api(controlled: ControlledApp) -> AsyncIterator[PaymentsApi]:
+async def controlled_api(controlled: ControlledApp, as_orders: dict[str, str]) -> AsyncIterator[PaymentsApi]:
     controlled.processor = SimulatedProcessor()
-    async with httpx.AsyncClient(base_url=controlled.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=controlled.url, headers=as_orders, timeout=30) as client:
         yield PaymentsApi(client)
     controlled.processor = SimulatedProcessor()

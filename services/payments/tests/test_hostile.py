@@ -3,7 +3,8 @@ never a 500, nothing written by a refusal."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ SNAPSHOT = (
 
 
 async def test_hostile_payment_bodies_are_refused_and_write_nothing(
-    payments_url: str, migrated_admin_url: str
+    payments_url: str, migrated_admin_url: str, as_orders: dict[str, str]
 ) -> None:
     await asyncio.to_thread(
         fuzz_hostile_json,
@@ -35,13 +36,18 @@ async def test_hostile_payment_bodies_are_refused_and_write_nothing(
             "card_number": "4242 4242 4242 4242",
         },
         snapshot=lambda: query_row(migrated_admin_url, SNAPSHOT),
-        headers=lambda: {"Idempotency-Key": f"hostile-{uuid.uuid4()}"},
+        headers=lambda: as_orders | {"Idempotency-Key": f"hostile-{uuid.uuid4()}"},
     )
 
 
 @pytest.fixture(scope="module")
-def down_payments_url(service_database_urls: dict[str, str]) -> Iterator[str]:
-    settings = PaymentsSettings(database_url=closed_port_database_url(service_database_urls["payments"]))
+def down_payments_url(
+    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
+) -> Iterator[str]:
+    settings = PaymentsSettings(
+        database_url=closed_port_database_url(service_database_urls["payments"]),
+        **credential_settings("payments"),
+    )
     with LiveServer(create_app(settings)) as server:
         yield server.url
 
@@ -58,9 +64,10 @@ def down_payments_url(service_database_urls: dict[str, str]) -> Iterator[str]:
     ],
 )
 def test_with_the_database_down_every_route_is_503_database_unavailable(
-    down_payments_url: str, method: str, path: str, body: object
+    down_payments_url: str, method: str, path: str, body: object, as_orders: dict[str, str]
 ) -> None:
-    headers = {"Idempotency-Key": f"down-{uuid.uuid4()}"}
+    # Orders may call every route (reads and writes).
+    headers = as_orders | {"Idempotency-Key": f"down-{uuid.uuid4()}"}
     response = httpx.request(method, f"{down_payments_url}{path}", json=body, headers=headers, timeout=30)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"

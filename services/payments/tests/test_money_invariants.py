@@ -133,7 +133,9 @@ async def test_a_slow_authorization_retried_with_its_key_is_answered_once_never_
     order_id, key = api.new_order_id(), api.new_key()
     body = {"order_id": order_id, "amount_cents": 1_500, "card_number": "4242424242424242"}
 
-    async with httpx.AsyncClient(base_url=controlled.url, timeout=0.1) as impatient:
+    async with httpx.AsyncClient(
+        base_url=controlled.url, headers=api.client.headers, timeout=0.1
+    ) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             await impatient.post("/payments", json=body, headers={"Idempotency-Key": key})
     while_running = await api.authorize(order_id=order_id, amount_cents=1_500, key=key)
@@ -284,7 +286,7 @@ async def test_an_unanswered_refund_keeps_its_money_reserved_and_its_retry_finis
 
 
 async def test_a_capture_and_a_refund_nobody_retries_are_finished_by_the_service_itself(
-    controlled, controlled_api, db, service_database_urls
+    controlled, controlled_api, db, service_database_urls, credential_settings
 ):
     api = controlled_api
     to_capture = await api.authorized(1_200)
@@ -299,7 +301,10 @@ async def test_a_capture_and_a_refund_nobody_retries_are_finished_by_the_service
     )
     processor = RecordingProcessor()
     settings = PaymentsSettings(
-        database_url=service_database_urls["payments"], resume_interval_s=0.05, resume_after_s=0
+        database_url=service_database_urls["payments"],
+        **credential_settings("payments"),
+        resume_interval_s=0.05,
+        resume_after_s=0,
     )
 
     with LiveServer(create_app(settings)) as server:
@@ -357,7 +362,7 @@ actions = st.lists(
 @given(amount_cents=st.integers(min_value=1, max_value=1_000), steps=actions)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 async def test_no_sequence_of_actions_refunds_more_than_captured_or_captures_more_than_authorized(
-    payments_url, migrated_admin_url, amount_cents, steps
+    payments_url, as_orders, migrated_admin_url, amount_cents, steps
 ):
     """A model of the state machine predicts each answer; the row agrees with it after every step."""
     import asyncpg
@@ -366,7 +371,7 @@ async def test_no_sequence_of_actions_refunds_more_than_captured_or_captures_mor
 
     db = await asyncpg.connect(plain_url(migrated_admin_url))
     try:
-        async with httpx.AsyncClient(base_url=payments_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=payments_url, headers=as_orders, timeout=30) as client:
             created = await client.post(
                 "/payments",
                 json={

@@ -1,10 +1,10 @@
 from servicekit.testing import fuzz_openapi
 
 
-async def test_no_generated_request_makes_payments_fail_or_break_its_contract(payments_url, db):
+async def test_no_generated_request_makes_payments_fail_or_break_its_contract(payments_url, as_orders, db):
     last_payment = await db.fetchval("SELECT coalesce(max(id), 0) FROM payments.payments")
     try:
-        exercised = fuzz_openapi(payments_url, max_examples=20)
+        exercised = fuzz_openapi(payments_url, headers=as_orders, max_examples=20)
     finally:
         # Generated payments name arbitrary order ids; tests run one at a time, so removing every payment
         # made since the start keeps them from meeting an order another test creates later.

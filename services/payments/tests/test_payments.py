@@ -353,9 +353,13 @@ async def test_an_expired_authorization_cannot_be_captured_but_can_be_voided(api
     assert (voided.json()["status"], voided.json()["captured_cents"]) == ("voided", 0)
 
 
-async def test_an_authorization_lapses_after_the_configured_ttl(service_database_urls, db, api):
+async def test_an_authorization_lapses_after_the_configured_ttl(
+    service_database_urls, credential_settings, db, api
+):
     settings = PaymentsSettings(
-        database_url=service_database_urls["payments"], authorization_ttl_h=0.2 / 3600
+        database_url=service_database_urls["payments"],
+        **credential_settings("payments"),
+        authorization_ttl_h=0.2 / 3600,
     )  # 0.2 s
     with LiveServer(create_app(settings)) as server:
         api.client.base_url = httpx.URL(server.url)

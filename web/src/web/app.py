@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
 from servicekit.middleware import BodySizeLimit, BodyTooLarge, RequestContextMiddleware
@@ -250,7 +251,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s)
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        async with gateway_http_client(settings.service_token, timeout=timeout, limits=limits) as http:
             app.state.gateway = GatewayClient(http, settings.gateway_url)
             try:
                 yield

@@ -1,4 +1,5 @@
-"""What every upstream client shares: the request id on every call, and non-2xx turned into exceptions."""
+"""What every upstream client shares: the gateway's credential and the request id on every call, and
+non-2xx turned into exceptions."""
 
 from typing import Any
 
@@ -7,9 +8,11 @@ import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry import propagate
+from pydantic import SecretStr
 
 from gateway.errors import ServiceUnavailable
 from gateway.metrics import timed_upstream
+from servicekit.callers import caller_headers
 from servicekit.errors import current_request_id
 
 log = structlog.get_logger()
@@ -64,8 +67,11 @@ def build_http_client(
     timeout_s: float,
     connect_timeout_s: float,
     max_connections: int,
+    token: SecretStr | None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
+    """The one client per upstream; every request it sends carries the gateway's credential (``token``)."""
+
     def session() -> aiohttp.ClientSession:
         # httpx sets every header the request needs; aiohttp would add a Content-Type to a body-less POST
         # (capture, cancel), which the services refuse (415: a body that is not JSON).
@@ -81,6 +87,7 @@ def build_http_client(
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport or AiohttpTransport(client=session),
+        headers=caller_headers(token),
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from servicekit.callers import CallerAuthMiddleware, CallerPolicy
 from servicekit.db import create_engine
 from servicekit.errors import install_error_handlers
 from servicekit.health import router as health_router
@@ -24,6 +25,7 @@ def create_service_app(
     *,
     title: str,
     routers: Sequence[APIRouter],
+    callers: CallerPolicy,
     lifespan: Lifespan | None = None,
     description: str = "",
     span_exporter: SpanExporter | None = None,
@@ -31,6 +33,9 @@ def create_service_app(
     """A FastAPI app with the kit's engine, session, errors, logs, request ids, health routes, Prometheus
     metrics at /metrics, and OpenTelemetry tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set (or
     ``span_exporter`` is given, as tests do).
+
+    ``callers`` says which apps may call it (servicekit.callers); every route but health and metrics
+    refuses a request without one of their credentials (``settings.caller_tokens``).
 
     ``lifespan`` runs inside the kit's own, after the engine exists (``app.state.engine``).
     """
@@ -58,7 +63,8 @@ def create_service_app(
     app.include_router(health_router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CallerAuthMiddleware, policy=callers, accepted=settings.caller_tokens)
+    app.add_middleware(RequestContextMiddleware)  # outside the caller check: refusals carry a request id
     instrument_app(app)  # outermost of the kit's middleware: it sees the masked 500s too
     setup_tracing(app, settings.service_name, exporter=span_exporter)
     return app

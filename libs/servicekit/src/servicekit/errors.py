@@ -19,7 +19,10 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Unauthenticated"),
-    403: ("forbidden", "Forbidden"),
+    403: (
+        "forbidden",
+        "Forbidden",
+    ),  # a service refusing a caller says caller_not_allowed (servicekit.callers)
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
     406: ("not_acceptable", "Not acceptable"),
@@ -236,5 +239,5 @@ def install_error_handlers(app: FastAPI) -> None:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}, "description": title}
     for status, (_, title) in _STATUS_CODES.items()
-    if status in {400, 404, 409, 415, 422, 503}
+    if status in {400, 401, 403, 404, 409, 415, 422, 503}
 }

@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 import structlog
+from pydantic import SecretStr
 
+from servicekit.callers import CALLER_HEADER
 from servicekit.errors import current_request_id
 from servicekit.middleware import client_address
 
@@ -36,6 +38,16 @@ class GraphQLAnswer:
         return extensions.get("code"), str(first.get("message") or ""), extensions
 
 
+def gateway_http_client(
+    service_token: SecretStr | None, *, timeout: httpx.Timeout, limits: httpx.Limits
+) -> httpx.AsyncClient:
+    """The UI's one client for the gateway. Every request carries the UI's credential (``service_token``) in
+    ``X-Lockstock-Caller``: it is what makes the gateway believe the X-Forwarded-For this UI sends (the
+    Authorization header is the signed-in person's own)."""
+    headers = {CALLER_HEADER: service_token.get_secret_value()} if service_token else {}
+    return httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers)
+
+
 async def post_graphql(
     http: httpx.AsyncClient,
     url: str,
@@ -46,7 +58,8 @@ async def post_graphql(
     request_id: str | None = None,
 ) -> GraphQLAnswer:
     """POST one operation. Forwards the request id and the caller's address (so the gateway's per-client
-    limits apply per person, not per UI process) and the bearer token, if any."""
+    limits apply per person, not per UI process; the gateway believes it only with the UI's credential, see
+    gateway_http_client) and the bearer token, if any."""
     headers: dict[str, str] = {}
     if rid := request_id or current_request_id():
         headers["X-Request-ID"] = rid

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,11 @@ class KitSettings(BaseSettings):
     service_name: str = "service"
     log_level: str = "INFO"
     log_json: bool = True
+    # Service credentials (servicekit.callers, docs/adr/0007): the token this app sends to the services it
+    # calls, and the tokens of the apps allowed to call this one, by name. JSON in the env:
+    # ORDERS_CALLER_TOKENS='{"gateway": "..."}'.
+    service_token: SecretStr | None = None
+    caller_tokens: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class DatabaseSettings(KitSettings):

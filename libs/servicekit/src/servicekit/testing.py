@@ -9,6 +9,7 @@
 import asyncio
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -76,6 +77,9 @@ class LiveServer:
             log_config=None,
             lifespan="on",
             access_log=False,
+            # As every app runs (Procfile, Dockerfile): uvicorn would otherwise believe X-Forwarded-For from
+            # 127.0.0.1, which is every local program. Client addresses are the apps' own business.
+            proxy_headers=False,
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
@@ -105,10 +109,13 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-def fuzz_openapi(base_url: str, *, max_examples: int = 40) -> list[str]:
+def fuzz_openapi(
+    base_url: str, *, headers: dict[str, str] | None = None, max_examples: int = 40
+) -> list[str]:
     """Drive every operation of the service's own OpenAPI with schemathesis-generated requests (valid and
-    invalid) over real HTTP. Checks: no 5xx, documented status codes and content types, and responses that
-    match the published schemas. Returns the operations exercised."""
+    invalid) over real HTTP, sending ``headers`` (a caller's credential) with each. Checks: no 5xx,
+    documented status codes and content types, and responses that match the published schemas. Returns the
+    operations exercised."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
@@ -124,7 +131,7 @@ def fuzz_openapi(base_url: str, *, max_examples: int = 40) -> list[str]:
         content_type_conformance,
         response_schema_conformance,
     ]
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", headers=headers)
     exercised = []
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]  # an invalid schema fails loudly here, as it should
@@ -134,7 +141,7 @@ def fuzz_openapi(base_url: str, *, max_examples: int = 40) -> list[str]:
             max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
         def run(case: "schemathesis.Case[Any]") -> None:
-            case.call_and_validate(base_url=base_url, checks=checks, timeout=30)
+            case.call_and_validate(base_url=base_url, headers=headers, checks=checks, timeout=30)
 
         run()
         exercised.append(operation.label)
@@ -173,6 +180,66 @@ def log_events(out: str) -> list[dict[str, Any]]:
             events.append(event)
             position = line.find("{", end)
     return events
+
+
+def guarded_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route of ``app`` a caller needs a credential for (all but health and metrics):
+    its OpenAPI operations and its plain routes (the docs), path parameters filled with 1. What a
+    caller-refusal test walks, so a new route is covered by itself."""
+    from starlette.routing import Route
+
+    from servicekit.callers import OPEN_PATHS
+
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if method.upper() in {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    }
+    routes |= {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    return sorted(
+        (method, re.sub(r"\{[^}]+\}", "1", path)) for method, path in routes if path not in OPEN_PATHS
+    )
+
+
+async def schema_fingerprint(conn: asyncpg.Connection, schema: str) -> dict[str, str]:
+    """An md5 of every row of every table in ``schema``: equal before and after means nothing changed."""
+    fingerprint = {}
+    for table in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema):
+        name = f'"{schema}"."{table["tablename"]}"'
+        fingerprint[name] = await conn.fetchval(
+            f"SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {name} t"
+        )
+    return fingerprint
+
+
+CALLING_APPS = ("gateway", "orders", "web", "admin")
+
+
+def forged_credentials(tokens: dict[str, str], genuine: str) -> dict[str, dict[str, str]]:
+    """Headers, by a name for the test id, that must not pass for ``genuine``'s credential: none, a made-up
+    token, ``genuine``'s token in the wrong scheme, in the wrong header or one character off, and each other
+    calling app's own token (``"<app>'s token"``)."""
+    token = tokens[genuine]
+    return {
+        "no credential": {},
+        "made-up token": {"Authorization": "Bearer not-a-credential"},
+        "wrong scheme": {"Authorization": f"Basic {token}"},
+        "one character off": {"Authorization": f"Bearer {token[:-1]}{'x' if token[-1] != 'x' else 'y'}"},
+        "wrong header": {"X-Lockstock-Caller": token},
+        **{f"{app}'s token": {"Authorization": f"Bearer {tokens[app]}"} for app in tokens if app != genuine},
+    }
+
+
+def forged_credential_names(genuine: str) -> list[str]:
+    """The names forged_credentials gives (for a hypothesis strategy, before the tokens exist)."""
+    return sorted(forged_credentials(dict.fromkeys(CALLING_APPS, "token"), genuine))
 
 
 def query_row(admin_url: str, sql: str) -> tuple[Any, ...]:

@@ -4,10 +4,13 @@ from fastapi import APIRouter, Path, Query, status
 
 from inventory import service
 from inventory.schemas import ProductCreate, ProductRead, ProductUpdate, StockChange
+from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.validation import MAX_ID, JsonBody, parse_id_list
 
+# Who may call (servicekit.callers): the gateway, for the catalogue it shows and the admin's edits.
+CALLERS = allow(reads=["gateway"], writes=["gateway"])
 router = APIRouter(tags=["products"], responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 
 ProductId = Annotated[int, Path(ge=1, le=MAX_ID, description="The product's id")]

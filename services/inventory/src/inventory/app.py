@@ -1,6 +1,6 @@
 from fastapi import FastAPI
 
-from inventory.api import router
+from inventory.api import CALLERS, router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
 
@@ -11,4 +11,5 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         title="lockstock inventory",
         description="Products, prices and stock.",
         routers=[router],
+        callers=CALLERS,
     )

@@ -13,9 +13,14 @@ from notifications.schemas import (
     EndpointRead,
     SalesReport,
 )
+from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.validation import MAX_ID, JsonBody
+
+# Who may call (servicekit.callers): the gateway, like every service; nothing else reads mail or registers
+# webhooks.
+CALLERS = allow(reads=["gateway"], writes=["gateway"])
 
 router = APIRouter(responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from notifications.api import router
+from notifications.api import CALLERS, router
 from notifications.clock import Clock, SystemClock
 from notifications.settings import NotificationsSettings
 from notifications.worker import Worker
@@ -44,5 +44,6 @@ def create_app(settings: NotificationsSettings | None = None, *, clock: Clock | 
             "alerts and daily sales, all from the events the other services commit to outbox.events."
         ),
         routers=[router],
+        callers=CALLERS,
         lifespan=lifespan,
     )

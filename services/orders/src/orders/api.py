@@ -7,11 +7,14 @@ from orders import service
 from orders.payments import PaymentsClient
 from orders.schemas import AuthorizeIn, OrderCreate, OrderPlaced, OrderRead, OrderStatus, RefundIn
 from orders.settings import OrdersSettings
+from servicekit.callers import allow
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.idempotency import Claim, run_idempotently, validate_key
 from servicekit.validation import MAX_ID, JsonBody
 
+# Who may call (servicekit.callers): the gateway only; the demo and the bench send the gateway's token.
+CALLERS = allow(reads=["gateway"], writes=["gateway"])
 router = APIRouter(tags=["orders"], responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The order's id")]

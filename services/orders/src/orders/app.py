@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from orders.api import router
+from orders.api import CALLERS, router
 from orders.batcher import OrderBatcher
 from orders.expiry import sweep_periodically
 from orders.payments import HttpPaymentsClient, RetryPolicy
@@ -56,6 +56,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
                 wait_max_s=settings.payments_retry_wait_max_s,
                 wait_jitter_s=settings.payments_retry_wait_jitter_s,
             ),
+            token=settings.service_token,
         )
         tasks = [
             pruner,
@@ -88,5 +89,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         description="Orders, row-locked stock with a reservation deadline, and the money lifecycle: "
         "authorize, capture, cancel, refund, expiry, reconciliation.",
         routers=[router],
+        callers=CALLERS,
         lifespan=lifespan,
     )

@@ -19,9 +19,10 @@ from typing import Any, Literal, Protocol, TypeVar
 import httpx
 import stamina
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from orders.errors import PaymentsRejected, PaymentsUnavailable
+from servicekit.callers import caller_headers
 from servicekit.errors import current_request_id
 
 log = structlog.get_logger()
@@ -127,9 +128,12 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _headers(idempotency_key: str | None) -> dict[str, str]:
-    """The key, and the request id of the request that calls, so both services log one request id."""
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+def _headers(idempotency_key: str | None, token: SecretStr | None) -> dict[str, str]:
+    """Orders' credential, the key, and the request id of the request that calls, so both services log one
+    request id."""
+    headers = caller_headers(token)
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     if request_id := current_request_id():
         headers["X-Request-ID"] = request_id
     return headers
@@ -138,9 +142,12 @@ def _headers(idempotency_key: str | None) -> dict[str, str]:
 class HttpPaymentsClient:
     """PaymentsClient over REST. ``http`` is the app's one shared client (base_url, timeouts, limits)."""
 
-    def __init__(self, http: httpx.AsyncClient, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, retry: RetryPolicy | None = None, *, token: SecretStr | None = None
+    ) -> None:
         self._http = http
         self._retry = retry or RetryPolicy()
+        self._token = token  # orders' own credential (ORDERS_SERVICE_TOKEN), sent on every call
 
     async def authorize(
         self, *, order_id: int, amount_cents: int, card_number: str, idempotency_key: str
@@ -190,7 +197,7 @@ class HttpPaymentsClient:
                     if attempt.num > 1:
                         log.info("payments_retry", path=path, key=idempotency_key, attempt=attempt.num)
                     response = await self._http.request(
-                        method, path, json=body, params=params, headers=_headers(idempotency_key)
+                        method, path, json=body, params=params, headers=_headers(idempotency_key, self._token)
                     )
                     problem = _problem(response) if response.is_error else {}
                     code = problem.get("code") if isinstance(problem.get("code"), str) else None

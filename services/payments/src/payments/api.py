@@ -8,11 +8,14 @@ from starlette.responses import JSONResponse, Response
 from payments import service
 from payments.cards import parse_card
 from payments.schemas import NoBody, PaymentCreate, PaymentRead, RefundCreate, RefundResult
+from servicekit.callers import allow
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.idempotency import MAX_KEY_LENGTH, run_idempotently, validate_key
 from servicekit.validation import MAX_ID, JsonBody
 
+# Who may call (servicekit.callers): orders moves money; the gateway and orders read payments.
+CALLERS = allow(reads=["gateway", "orders"], writes=["orders"])
 router = APIRouter(tags=["payments"], responses=PROBLEM_RESPONSES, dependencies=[JsonBody])
 
 PaymentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The payment's id")]

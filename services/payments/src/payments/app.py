@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from payments import service
-from payments.api import router
+from payments.api import CALLERS, router
 from payments.processor import SimulatedProcessor
 from payments.settings import PaymentsSettings
 from servicekit.app import create_service_app
@@ -65,5 +65,6 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
             "a Stripe-style idempotency key."
         ),
         routers=[router],
+        callers=CALLERS,
         lifespan=lifespan,
     )
