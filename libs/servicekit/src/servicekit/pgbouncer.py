@@ -8,14 +8,13 @@ as root it runs as the embedded PostgreSQL's system user, like the server itself
 import csv
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from servicekit.embedded import SYSTEM_USER, EmbeddedPostgres, free_port, port_is_open
+from servicekit.embedded import SYSTEM_USER, EmbeddedPostgres, free_port
+from servicekit.serverprocess import ServerProcess
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 ADMIN_USER = "pgbouncer_admin"
@@ -81,9 +80,11 @@ def through_pooler(url: str, port: int, host: str = "127.0.0.1") -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PgBouncer:
+class PgBouncer(ServerProcess):
     """Run pgbouncer in the foreground in a temp dir of its own, in front of the server of ``server_url``,
     letting in the users of ``passwords``; ``start()`` returns when it accepts connections."""
+
+    name = "pgbouncer"
 
     def __init__(
         self,
@@ -97,14 +98,12 @@ class PgBouncer:
         server = urlsplit(server_url)
         self.server_host = server.hostname or "127.0.0.1"
         self.server_port = server.port or 5432
-        self.port = port or free_port()
+        super().__init__(port or free_port(), Path(tempfile.mkdtemp(prefix="lspgb-")))
         self.binary = binary
         self.admin_password = os.urandom(12).hex()
         self.passwords = passwords | {ADMIN_USER: self.admin_password}
         self.default_pool_size = default_pool_size
-        self.dir = Path(tempfile.mkdtemp(prefix="lspgb-"))
         self._run_as = SYSTEM_USER if os.geteuid() == 0 else None
-        self.process: subprocess.Popen[bytes] | None = None
 
     def show(self, what: str) -> list[dict[str, str]]:
         """``SHOW <what>`` on the admin console (``POOLS``, ``STATS``…), through the embedded PostgreSQL's
@@ -162,28 +161,5 @@ class PgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while not port_is_open(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = self.dir / "pgbouncer.log"
-                text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                self.stop()
-                raise RuntimeError(f"pgbouncer did not start on {self.port}:\n{text}")
-            time.sleep(0.02)
+        self._wait_until_listening(log=self.dir / "pgbouncer.log")
         return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> "PgBouncer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
