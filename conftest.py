@@ -3,11 +3,15 @@
 Each service runs as its own least-privilege role, served over real HTTP on a loopback port.
 """
 
+import io
+import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
+import structlog
 
 from gateway.app import create_app as create_gateway_app
 from gateway.auth import create_account
@@ -24,7 +28,7 @@ from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.sync import run_sync
-from servicekit.testing import LiveServer
+from servicekit.testing import LiveServer, log_events
 from web.app import create_app as create_web_app
 from web.settings import WebSettings
 
@@ -329,3 +333,61 @@ def context(browser: Any) -> Iterator[Any]:
 @pytest.fixture
 def page(context: Any) -> Any:
     return context.new_page()
+
+
+class LogSink(io.TextIOBase):
+    """Where the apps' log lines go during one test: a thread-safe buffer the test reads while servers write.
+
+    ``capfd.readouterr()`` truncates the capture file it reads, so reading it while a live server's thread
+    writes a line can drop part of that line; this sink only appends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: list[str] = []
+        self.replaced: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._parts.append(text)
+        return len(text)
+
+    def attach(self) -> "LogSink":
+        """Send structlog's lines and the apps' standard-library handler (servicekit.logging's, not
+        pytest's own capture handlers) here."""
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(self))
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and isinstance(
+                handler.formatter, structlog.stdlib.ProcessorFormatter
+            ):
+                previous = handler.setStream(self)
+                if previous is not None:
+                    self.replaced.append((handler, previous))
+        return self
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._parts)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON event written so far."""
+        return log_events(self.text)
+
+
+@pytest.fixture
+def server_logs() -> Iterator[LogSink]:
+    """The log lines every app in this process writes while the test runs (structlog's and the standard
+    library's), through their public hooks: structlog's logger factory and ``StreamHandler.setStream``.
+    A test that creates an app (which configures logging again) calls ``attach()`` after creating it."""
+    sink = LogSink()
+    previous_factory = structlog.get_config()["logger_factory"]
+    try:
+        yield sink.attach()
+    finally:
+        structlog.configure(logger_factory=previous_factory)
+        for handler, stream in sink.replaced:
+            handler.setStream(stream)

@@ -24,7 +24,7 @@ from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
-from servicekit.testing import LiveServer, log_events, wait_until
+from servicekit.testing import LiveServer, wait_until
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 GATEWAY_TOKEN = "tracing-test-gateway-token"
@@ -102,12 +102,13 @@ async def test_a_request_is_one_trace_with_a_server_span_and_a_database_span(
 
 
 async def test_every_log_line_of_a_request_carries_its_request_id_and_trace_id(
-    service_database_urls, exporter, make_product, capfd
+    service_database_urls, exporter, make_product, server_logs
 ):
     product_id = await make_product()
     request_id = f"trace-log-{uuid.uuid4().hex}"
-    # Logging writes to the sys.stdout of when the app was made: make it inside this test's capture.
-    with LiveServer(inventory_app(service_database_urls["inventory"], exporter)) as server:
+    app = inventory_app(service_database_urls["inventory"], exporter)
+    server_logs.attach()  # making the app configured logging again
+    with LiveServer(app) as server:
         async with httpx.AsyncClient() as client:
             response = await client.patch(
                 f"{server.url}/products/{product_id}/stock",
@@ -120,7 +121,7 @@ async def test_every_log_line_of_a_request_carries_its_request_id_and_trace_id(
 
     assert response.status_code == 200
     assert response.headers["x-request-id"] == request_id
-    lines = log_events(capfd.readouterr().out)
+    lines = server_logs.events()
     of_request = [line for line in lines if line.get("request_id") == request_id]
     assert any(line["event"] == "request_finished" for line in of_request)
     assert all(line.get("trace_id") == trace_id for line in of_request), of_request
@@ -130,28 +131,25 @@ async def test_every_log_line_of_a_request_carries_its_request_id_and_trace_id(
 
 
 async def test_without_an_otlp_endpoint_tracing_is_not_set_up_at_all(
-    service_database_urls, monkeypatch, capfd
+    service_database_urls, monkeypatch, server_logs
 ):
     monkeypatch.delenv(OTLP_ENDPOINT_ENV, raising=False)
     app = inventory_app(service_database_urls["inventory"])
+    server_logs.attach()  # making the app configured logging again
 
     assert app.state.tracer_provider is None
     assert not hasattr(app, "_original_build_middleware_stack")  # FastAPI instrumentation never wrapped it
     with LiveServer(app) as server:
-        capfd.readouterr()
         async with httpx.AsyncClient() as client:
             response = await client.get(f"{server.url}/healthz", headers={"X-Request-ID": "untraced"})
         assert response.status_code == 200
-        # The request's log line is written after its response is sent: poll for it, never race it.
-        out = ""
 
+        # The request's log line is written after its response is sent: poll for it, never race it.
         async def logged() -> bool:
-            nonlocal out
-            out += capfd.readouterr().out
-            return any(event.get("request_id") == "untraced" for event in log_events(out))
+            return any(event.get("request_id") == "untraced" for event in server_logs.events())
 
         await wait_until(logged)
-    finished = [event for event in log_events(out) if event.get("request_id") == "untraced"]
+    finished = [event for event in server_logs.events() if event.get("request_id") == "untraced"]
     assert finished
     assert all("trace_id" not in line for line in finished)
 

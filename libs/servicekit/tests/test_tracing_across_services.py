@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from servicekit.metrics import instrument_app
-from servicekit.testing import LiveServer, log_events
+from servicekit.testing import LiveServer
 from servicekit.tracing import setup_tracing
 
 gateway_app = pytest.importorskip("gateway.app", reason="the gateway has not arrived yet")
@@ -79,12 +79,11 @@ async def trace_of(exporter: InMemorySpanExporter, service: str, *, name_has: st
 
 
 async def test_one_checkout_is_one_trace_from_the_gateway_through_orders_to_postgresql(
-    traced_system, make_product, capfd
+    traced_system, make_product, server_logs
 ):
     gateway_url, exporter = traced_system
     mug = await make_product(stock=5, price_cents=1_000)
     request_id = f"checkout-{uuid.uuid4().hex}"
-    capfd.readouterr()
 
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
@@ -143,7 +142,7 @@ async def test_one_checkout_is_one_trace_from_the_gateway_through_orders_to_post
 
     # Every log line of the checkout, in the gateway and in orders, has its request id and its trace id.
     trace_id = format(next(iter(trace_ids)), "032x")
-    lines = [line for line in log_events(capfd.readouterr().out) if line.get("request_id") == request_id]
+    lines = [line for line in server_logs.events() if line.get("request_id") == request_id]
     events = {line["event"] for line in lines}
     assert "order_placed" in events
     assert sum(line["event"] == "request_finished" for line in lines) >= 2  # gateway and orders at least
