@@ -2,13 +2,6 @@
 every payments table and in every log line, after the paths that write or log the most (authorize, decline,
 capture, refund, void, refusals, a silent processor and a processor that crashes)."""
 
-import io
-import logging
-from collections.abc import Iterator
-
-import pytest
-import structlog
-
 from payments.processor import ProcessorUnreachable, SimulatedProcessor
 from servicekit.testing import log_events
 
@@ -27,25 +20,6 @@ class FlakyProcessor(SimulatedProcessor):
         if self.calls == 2:
             raise RuntimeError("processor bug")
         return await super().authorize(authorization, card, amount_cents)
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every log line (structlog's and the standard library's) written while the test runs.
-
-    Not capfd: logging keeps the stream it was configured with, and capfd's is closed after the test, which
-    would break every later test's server. Here the previous streams are put back exactly."""
-    buffer = io.StringIO()
-    previous_factory = structlog.get_config()["logger_factory"]
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-    previous_streams = [h.setStream(buffer) for h in handlers]
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
-    try:
-        yield buffer
-    finally:
-        structlog.configure(logger_factory=previous_factory)
-        for handler, stream in zip(handlers, previous_streams, strict=True):
-            handler.setStream(stream)
 
 
 def spellings(number: str) -> list[str]:
@@ -68,7 +42,7 @@ async def stored_text(db) -> list[str]:
     return values
 
 
-async def test_no_full_card_number_in_any_table_or_log_line(controlled, controlled_api, db, captured_logs):
+async def test_no_full_card_number_in_any_table_or_log_line(controlled, controlled_api, db, server_logs):
     api = controlled_api
     controlled.processor = FlakyProcessor()
     good, declined = api.luhn_card("4"), "4000000000000002"
@@ -90,7 +64,7 @@ async def test_no_full_card_number_in_any_table_or_log_line(controlled, controll
     await api.refund(payment["payment_id"], 100)
     await api.void(payment["payment_id"])
     answers = [replay.text, too_long.text]
-    out = captured_logs.getvalue()
+    out = server_logs.text
 
     events = log_events(out)
     # Positive controls: the instruments do see the payment, in the logs and in the tables.

@@ -1,10 +1,10 @@
 """JSON logs, one event per line, each carrying the service name, the request id and (when tracing is on)
 the trace and span ids of the current OpenTelemetry span."""
 
+import functools
 import logging
-import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from opentelemetry import trace
@@ -17,6 +17,17 @@ def add_trace_ids(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> 
         event["trace_id"] = format(context.trace_id, "032x")
         event["span_id"] = format(context.span_id, "016x")
     return event
+
+
+@functools.cache
+def standard_output() -> TextIO:
+    """File descriptor 1, line-buffered, in a file object of the kit's own that nothing ever closes.
+
+    Not ``sys.stdout``: whoever replaces that object may close it while a server thread writes a line
+    to it (pytest's output capture does, between tests), and a write racing a close crashes CPython
+    (SIGSEGV) instead of raising. Writes to the descriptor itself land wherever fd 1 points, captured or not.
+    """
+    return open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
 def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
@@ -34,10 +45,10 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(standard_output()),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(standard_output())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
