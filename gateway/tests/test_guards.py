@@ -32,6 +32,17 @@ ADMIN_OPERATIONS = {
     "{ errors { code } } }",
     "updateProduct": 'mutation { updateProduct(input: {id: "1", name: "x"}) { errors { code } } }',
     "adjustStock": 'mutation { adjustStock(input: {productId: "1", delta: 1}) { errors { code } } }',
+    "emails": "{ emails { nodes { id } } }",
+    "email": '{ email(id: "1") { id } }',
+    "webhookEventTypes": "{ webhookEventTypes }",
+    "webhookEndpoints": "{ webhookEndpoints { id } }",
+    "webhookEndpoint": '{ webhookEndpoint(id: "1") { id } }',
+    "registerWebhookEndpoint": 'mutation { registerWebhookEndpoint(url: "https://example.com/", '
+    'eventTypes: ["*"]) { errors { code } } }',
+    "deleteWebhookEndpoint": 'mutation { deleteWebhookEndpoint(id: "1") { errors { code } } }',
+    "redeliverWebhook": 'mutation { redeliverWebhook(deliveryId: "1") { errors { code } } }',
+    "lowStockAlerts": "{ lowStockAlerts { id } }",
+    "salesReport": "{ salesReport { units } }",
 }
 
 
