@@ -377,3 +377,20 @@ async def test_a_sales_range_of_366_days_and_of_one_day_are_answered(gql: Gql, a
         assert not body.get("errors"), body
         assert len(body["data"]["salesReport"]["days"]) == (last - first).days + 1
     assert error_codes(await gql(SALES, {"from": "yesterday"}, token=admin_token)) == ["BAD_REQUEST"]
+
+
+async def test_a_worker_that_is_down_is_service_unavailable_and_leaves_the_gateway_ready(
+    gql: Gql, admin_token: str, gateway_settings: GatewaySettings, http: httpx.AsyncClient
+) -> None:
+    from servicekit.embedded import free_port
+
+    down = gateway_settings.model_copy(update={"notifications_url": f"http://127.0.0.1:{free_port()}"})
+    with LiveServer(create_app(down)) as server:
+        body = await gql(EMAILS, {"first": 5}, token=admin_token, url=server.url)
+        assert error_codes(body) == ["SERVICE_UNAVAILABLE"]
+        assert body["errors"][0]["extensions"]["retryAfter"] >= 1
+        shop = await gql("{ products(first: 1) { nodes { id } } }", url=server.url)
+        assert not shop.get("errors"), shop
+        ready = await http.get(f"{server.url}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "notifications" not in ready.json()["checks"]
