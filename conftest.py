@@ -125,11 +125,29 @@ def orders_url(
 def notifications_url(
     service_database_urls: dict[str, str], credential_settings: CredentialSettings
 ) -> Iterator[str]:
-    """The notifications API (emails, webhooks, alerts, sales) without its worker: a test that needs events
-    consumed starts a worker of its own (see services/notifications/tests)."""
+    """The notifications API (emails, webhooks, alerts, sales) without its worker and with its production
+    default, webhook URLs on private and loopback addresses refused: a test that needs events consumed
+    starts a worker of its own (see services/notifications/tests)."""
     settings = NotificationsSettings(
         database_url=service_database_urls["notifications"],
         worker_enabled=False,
+        **credential_settings("notifications"),
+    )
+    with LiveServer(create_notifications_app(settings)) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def notifications_api_url(
+    service_database_urls: dict[str, str], credential_settings: CredentialSettings
+) -> Iterator[str]:
+    """The notifications API as `task up` runs it, webhook URLs on loopback allowed (test receivers listen
+    on 127.0.0.1), without its worker: tests start the workers they need, each with its own SMTP sink (see
+    services/notifications/tests/conftest.py). The shared gateway calls this one."""
+    settings = NotificationsSettings(
+        database_url=service_database_urls["notifications"],
+        worker_enabled=False,
+        webhooks_allow_private=True,
         **credential_settings("notifications"),
     )
     with LiveServer(create_notifications_app(settings)) as server:
@@ -142,6 +160,7 @@ def gateway_settings(
     inventory_url: str,
     orders_url: str,
     payments_url: str,
+    notifications_api_url: str,
     credential_settings: CredentialSettings,
 ) -> GatewaySettings:
     """The shared gateway's settings: limits high enough that the suite never trips them (rate-limit tests
@@ -153,6 +172,7 @@ def gateway_settings(
         inventory_url=inventory_url,
         orders_url=orders_url,
         payments_url=payments_url,
+        notifications_url=notifications_api_url,
         jwt_secret=secrets.token_urlsafe(32),
         rate_limit_place_order="100000/minute",
         rate_limit_authorize_payment="100000/minute",

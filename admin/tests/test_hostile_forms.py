@@ -145,3 +145,50 @@ def test_hostile_admin_forms_get_a_4xx_page_and_change_nothing(
             assert query_row(migrated_admin_url, SNAPSHOT) == before
 
     run()
+
+
+ENDPOINTS = "SELECT count(*) FROM notifications.webhook_endpoints"
+
+
+def test_a_hostile_webhook_form_gets_a_4xx_page_and_registers_nothing(
+    admin: httpx.Client, migrated_admin_url: str
+) -> None:
+    # A form the admin accepts and the worker refuses (a URL with credentials): whatever a hostile client
+    # does to it, nothing is registered.
+    valid = {"url": "https://user:pw@example.com/hook", "event_types": "order.paid", "description": "x"}
+    token = _csrf(admin.get("/webhooks"))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
+    def run(request: tuple[str, bytes]) -> None:
+        content_type, body = request
+        before = query_row(migrated_admin_url, ENDPOINTS)
+        response = admin.post("/webhooks", content=body, headers={"content-type": content_type})
+        assert 400 <= response.status_code < 500, response.text[:500]
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Traceback" not in response.text
+        assert query_row(migrated_admin_url, ENDPOINTS) == before
+
+    run()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/mail/0", "/mail/nope", "/mail/99999999999999", "/webhooks/nope", "/webhooks/99999999999999"],
+)
+def test_a_mail_or_webhook_page_that_does_not_exist_is_a_404_page(admin: httpx.Client, path: str) -> None:
+    response = admin.get(path)
+    assert response.status_code == 404, response.text[:300]
+    assert "not found" in response.text
+
+
+def test_a_redeliver_or_delete_of_nothing_is_a_404_page(admin: httpx.Client) -> None:
+    token = _csrf(admin.get("/webhooks"))
+    for path in (
+        "/webhooks/99999999999999/delete",
+        "/webhooks/1/deliveries/99999999999999/redeliver",
+        "/webhooks/x/deliveries/y/redeliver",
+    ):
+        response = admin.post(path, data={"csrf_token": token})
+        assert response.status_code == 404, (path, response.text[:300])
+    assert admin.post("/webhooks/1/delete", data={"csrf_token": "forged"}).status_code == 403

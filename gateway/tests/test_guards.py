@@ -32,6 +32,17 @@ ADMIN_OPERATIONS = {
     "{ errors { code } } }",
     "updateProduct": 'mutation { updateProduct(input: {id: "1", name: "x"}) { errors { code } } }',
     "adjustStock": 'mutation { adjustStock(input: {productId: "1", delta: 1}) { errors { code } } }',
+    "emails": "{ emails { nodes { id } } }",
+    "email": '{ email(id: "1") { id } }',
+    "webhookEventTypes": "{ webhookEventTypes }",
+    "webhookEndpoints": "{ webhookEndpoints { id } }",
+    "webhookEndpoint": '{ webhookEndpoint(id: "1") { id } }',
+    "registerWebhookEndpoint": 'mutation { registerWebhookEndpoint(url: "https://example.com/", '
+    'eventTypes: ["*"]) { errors { code } } }',
+    "deleteWebhookEndpoint": 'mutation { deleteWebhookEndpoint(id: "1") { errors { code } } }',
+    "redeliverWebhook": 'mutation { redeliverWebhook(deliveryId: "1") { errors { code } } }',
+    "lowStockAlerts": "{ lowStockAlerts { id } }",
+    "salesReport": "{ salesReport { units } }",
 }
 
 
@@ -62,7 +73,8 @@ def staff_token(gateway_url: str, gateway_settings: GatewaySettings) -> str:
 async def test_admin_fields_refuse_a_caller_without_a_token(gql: Gql, field: str) -> None:
     body = await gql(ADMIN_OPERATIONS[field])
     assert error_codes(body) == ["UNAUTHENTICATED"]
-    assert body["data"] is None
+    # Nothing answered: the data is null, or (for a nullable field such as email) the field is.
+    assert body["data"] is None or set(body["data"].values()) == {None}
 
 
 @pytest.mark.parametrize("field", ADMIN_OPERATIONS)

@@ -159,6 +159,7 @@ def test_each_service_connects_as_its_own_role_and_reaches_its_upstreams_by_name
     assert gateway["GATEWAY_INVENTORY_URL"] == "http://inventory:8001"
     assert gateway["GATEWAY_ORDERS_URL"] == "http://orders:8002"
     assert gateway["GATEWAY_PAYMENTS_URL"] == "http://payments:8003"
+    assert gateway["GATEWAY_NOTIFICATIONS_URL"] == "http://notifications:8004"
     assert services["orders"]["environment"]["ORDERS_PAYMENTS_URL"] == "http://payments:8003"
     assert services["web"]["environment"]["WEB_GATEWAY_URL"] == "http://gateway:8000/graphql"
     assert services["admin"]["environment"]["ADMIN_GATEWAY_URL"] == "http://gateway:8000/graphql"

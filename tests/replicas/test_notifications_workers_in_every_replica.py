@@ -42,7 +42,6 @@ helpers = _notifications_test_helpers()
 producer = helpers.producer
 mail_sink = helpers.mail_sink
 receiver = helpers.receiver
-notifications_api_url = helpers.notifications_api_url
 api = helpers.api
 endpoints = helpers.endpoints
 workers = helpers.workers

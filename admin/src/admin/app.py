@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Scope
 
 from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
+from admin.notification_pages import router as notification_router
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
 from admin.settings import AdminSettings, resolve_secret_key
@@ -47,6 +48,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.secret_key = resolve_secret_key(settings)
     app.include_router(router)
+    app.include_router(notification_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -4,7 +4,7 @@ token and the request id forwarded on every call. Cross-cutting refusals become 
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
@@ -281,6 +281,198 @@ def _page(connection: dict[str, Any], convert: Callable[[dict[str, Any]], T]) ->
     )
 
 
+@dataclass(frozen=True)
+class Email:
+    id: str
+    kind: str
+    to: str
+    subject: str
+    sent_at: datetime
+    text_body: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    attempt: int
+    attempted_at: datetime
+    duration_ms: int
+    response_code: int | None
+    error: str | None
+    outcome: str
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_response_code: int | None
+    created_at: datetime
+    attempt_log: list[WebhookAttempt]
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    event_types: list[str]
+    description: str
+    created_at: datetime
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RegisteredEndpoint:
+    endpoint: WebhookEndpoint | None
+    secret: str | None
+    errors: list[UserError]
+
+
+@dataclass(frozen=True)
+class LowStockAlert:
+    id: str
+    product_id: str
+    product_name: str
+    threshold: int
+    stock_at_open: int
+    stock_at_close: int | None
+    opened_at: datetime
+    closed_at: datetime | None
+    open: bool
+
+
+@dataclass(frozen=True)
+class SalesDay:
+    day: date
+    units: int
+    revenue_cents: int
+    refunds_cents: int
+
+
+@dataclass(frozen=True)
+class ProductSales:
+    product_id: str
+    name: str | None
+    units: int
+    revenue_cents: int
+    refunds_cents: int
+
+
+@dataclass(frozen=True)
+class SalesReport:
+    first: date
+    last: date
+    units: int
+    revenue_cents: int
+    refunds_cents: int
+    days: list[SalesDay]
+    top_products: list[ProductSales]
+
+
+_EMAIL_SUMMARY = "id kind to subject sentAt"
+_ENDPOINT = "id url eventTypes description createdAt"
+_DELIVERY = (
+    "id eventId eventType status attempts nextAttemptAt lastResponseCode createdAt "
+    "attemptLog { attempt attemptedAt durationMs responseCode error outcome }"
+)
+
+
+def _optional_datetime(value: str | None) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
+def _email(data: dict[str, Any]) -> Email:
+    return Email(
+        id=str(data["id"]),
+        kind=str(data["kind"]),
+        to=str(data["to"]),
+        subject=str(data["subject"]),
+        sent_at=_datetime(data["sentAt"]),
+        text_body=str(data.get("textBody") or ""),
+    )
+
+
+def _delivery(data: dict[str, Any]) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=str(data["id"]),
+        event_id=str(data["eventId"]),
+        event_type=str(data["eventType"]),
+        status=str(data["status"]),
+        attempts=int(data["attempts"]),
+        next_attempt_at=_optional_datetime(data.get("nextAttemptAt")),
+        last_response_code=data.get("lastResponseCode"),
+        created_at=_datetime(data["createdAt"]),
+        attempt_log=[
+            WebhookAttempt(
+                attempt=int(a["attempt"]),
+                attempted_at=_datetime(a["attemptedAt"]),
+                duration_ms=int(a["durationMs"]),
+                response_code=a.get("responseCode"),
+                error=a.get("error"),
+                outcome=str(a["outcome"]),
+            )
+            for a in data.get("attemptLog") or []
+        ],
+    )
+
+
+def _endpoint(data: dict[str, Any]) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=str(data["id"]),
+        url=str(data["url"]),
+        event_types=[str(t) for t in data["eventTypes"]],
+        description=str(data.get("description") or ""),
+        created_at=_datetime(data["createdAt"]),
+        deliveries=[_delivery(d) for d in data.get("deliveries") or []],
+    )
+
+
+def _alert(data: dict[str, Any]) -> LowStockAlert:
+    return LowStockAlert(
+        id=str(data["id"]),
+        product_id=str(data["productId"]),
+        product_name=str(data["productName"]),
+        threshold=int(data["threshold"]),
+        stock_at_open=int(data["stockAtOpen"]),
+        stock_at_close=data.get("stockAtClose"),
+        opened_at=_datetime(data["openedAt"]),
+        closed_at=_optional_datetime(data.get("closedAt")),
+        open=bool(data["open"]),
+    )
+
+
+def _sales(data: dict[str, Any]) -> SalesReport:
+    return SalesReport(
+        first=date.fromisoformat(data["from"]),
+        last=date.fromisoformat(data["to"]),
+        units=int(data["units"]),
+        revenue_cents=int(data["revenueCents"]),
+        refunds_cents=int(data["refundsCents"]),
+        days=[
+            SalesDay(
+                day=date.fromisoformat(d["day"]),
+                units=int(d["units"]),
+                revenue_cents=int(d["revenueCents"]),
+                refunds_cents=int(d["refundsCents"]),
+            )
+            for d in data["days"]
+        ],
+        top_products=[
+            ProductSales(
+                product_id=str(p["productId"]),
+                name=(p.get("product") or {}).get("name"),
+                units=int(p["units"]),
+                revenue_cents=int(p["revenueCents"]),
+                refunds_cents=int(p["refundsCents"]),
+            )
+            for p in data["topProducts"]
+        ],
+    )
+
+
 class GatewayClient:
     def __init__(self, http: httpx.AsyncClient, url: str) -> None:
         self.http = http
@@ -420,3 +612,87 @@ class AdminGateway:
             "idempotencyKey": idempotency_key,
         }
         return await self._order_mutation("refundPayment", "$input: RefundPaymentInput!", input=value)
+
+    # --- What the notifications worker did (outgoing mail, webhooks, alerts, sales) -------------------------
+
+    async def emails(self, *, first: int, after: str | None) -> Page[Email]:
+        data = await self._run(
+            "query($first: Int!, $after: String) { emails(first: $first, after: $after) "
+            f"{{ nodes {{ {_EMAIL_SUMMARY} }} pageInfo {{ endCursor hasNextPage }} }} }}",
+            first=first,
+            after=after,
+        )
+        return _page(data["emails"], _email)
+
+    async def email(self, email_id: str) -> Email | None:
+        data = await self._run(
+            f"query($id: ID!) {{ email(id: $id) {{ {_EMAIL_SUMMARY} textBody }} }}", id=email_id
+        )
+        return None if data["email"] is None else _email(data["email"])
+
+    async def webhook_event_types(self) -> list[str]:
+        data = await self._run("{ webhookEventTypes }")
+        return [str(name) for name in data["webhookEventTypes"]]
+
+    async def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        data = await self._run(f"{{ webhookEndpoints {{ {_ENDPOINT} }} }}")
+        return [_endpoint(e) for e in data["webhookEndpoints"]]
+
+    async def webhook_endpoint(self, endpoint_id: str, *, deliveries: int) -> WebhookEndpoint | None:
+        data = await self._run(
+            f"query($id: ID!, $first: Int!) {{ webhookEndpoint(id: $id) {{ {_ENDPOINT} "
+            f"deliveries(first: $first) {{ {_DELIVERY} }} }} }}",
+            id=endpoint_id,
+            first=deliveries,
+        )
+        return None if data["webhookEndpoint"] is None else _endpoint(data["webhookEndpoint"])
+
+    async def register_webhook_endpoint(
+        self, *, url: str, event_types: list[str], description: str
+    ) -> RegisteredEndpoint:
+        data = await self._run(
+            "mutation($url: String!, $types: [String!]!, $description: String) "
+            "{ registerWebhookEndpoint(url: $url, eventTypes: $types, description: $description) "
+            f"{{ endpoint {{ {_ENDPOINT} }} secret {_ERRORS} }} }}",
+            url=url,
+            types=event_types,
+            description=description,
+        )
+        payload = data["registerWebhookEndpoint"]
+        endpoint = payload.get("endpoint")
+        return RegisteredEndpoint(
+            endpoint=None if endpoint is None else _endpoint(endpoint),
+            secret=payload.get("secret"),
+            errors=_errors(payload),
+        )
+
+    async def delete_webhook_endpoint(self, endpoint_id: str) -> list[UserError]:
+        data = await self._run(
+            f"mutation($id: ID!) {{ deleteWebhookEndpoint(id: $id) {{ deletedId {_ERRORS} }} }}",
+            id=endpoint_id,
+        )
+        return _errors(data["deleteWebhookEndpoint"])
+
+    async def redeliver_webhook(self, delivery_id: str) -> list[UserError]:
+        data = await self._run(
+            f"mutation($id: ID!) {{ redeliverWebhook(deliveryId: $id) {{ delivery {{ id }} {_ERRORS} }} }}",
+            id=delivery_id,
+        )
+        return _errors(data["redeliverWebhook"])
+
+    async def low_stock_alerts(self, *, first: int) -> list[LowStockAlert]:
+        data = await self._run(
+            "query($first: Int!) { lowStockAlerts(first: $first) { id productId productName threshold "
+            "stockAtOpen stockAtClose openedAt closedAt open } }",
+            first=first,
+        )
+        return [_alert(a) for a in data["lowStockAlerts"]]
+
+    async def sales_report(self, *, first: date, last: date) -> SalesReport:
+        data = await self._run(
+            "query($from: Date!, $to: Date!) { salesReport(from: $from, to: $to) { from to units "
+            "revenueCents refundsCents days { day units revenueCents refundsCents } "
+            "topProducts { productId units revenueCents refundsCents product { name } } } }",
+            **{"from": first.isoformat(), "to": last.isoformat()},
+        )
+        return _sales(data["salesReport"])

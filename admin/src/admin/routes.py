@@ -121,6 +121,10 @@ _FIELD_NAMES = {
     "amountcents": "amount",
     "amount_cents": "amount",
     "reason": "reason",
+    "url": "url",
+    "eventtypes": "event_types",
+    "event_types": "event_types",
+    "description": "description",
 }
 
 

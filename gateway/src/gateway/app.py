@@ -26,6 +26,7 @@ from strawberry.types import ExecutionResult
 from gateway.auth import Limits, Tokens
 from gateway.clients.base import UpstreamClient, build_http_client
 from gateway.clients.inventory import InventoryClient
+from gateway.clients.notifications import NotificationsClient
 from gateway.clients.orders import OrdersClient
 from gateway.clients.payments import PaymentsClient
 from gateway.context import get_context
@@ -179,9 +180,10 @@ def create_app(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
-    """``transports`` (by upstream name: inventory, orders, payments) replaces the network, for tests that
-    stand in for an upstream (httpx.MockTransport) or count the calls made to it. ``span_exporter`` traces
-    into it (tests: InMemorySpanExporter); otherwise tracing follows OTEL_EXPORTER_OTLP_ENDPOINT."""
+    """``transports`` (by upstream name: inventory, orders, payments, notifications) replaces the network,
+    for tests that stand in for an upstream (httpx.MockTransport) or count the calls made to it.
+    ``span_exporter`` traces into it (tests: InMemorySpanExporter); otherwise tracing follows
+    OTEL_EXPORTER_OTLP_ENDPOINT."""
     settings = settings or GatewaySettings()
     transports = transports or {}
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
@@ -212,6 +214,7 @@ def create_app(
         app.state.inventory = InventoryClient(http("inventory", settings.inventory_url))
         app.state.orders = OrdersClient(http("orders", settings.orders_url))
         app.state.payments = PaymentsClient(http("payments", settings.payments_url))
+        app.state.notifications = NotificationsClient(http("notifications", settings.notifications_url))
         app.state.tokens = Tokens(secret, settings.jwt_ttl_s)
         order_secret = settings.order_token_secret
         app.state.order_tokens = OrderTokens(
@@ -221,7 +224,12 @@ def create_app(
         try:
             yield
         finally:
-            for client in (app.state.inventory, app.state.orders, app.state.payments):
+            for client in (
+                app.state.inventory,
+                app.state.orders,
+                app.state.payments,
+                app.state.notifications,
+            ):
                 await client.http.aclose()
             await engine.dispose()
             shutdown_tracing(app.state.tracer_provider)
@@ -249,6 +257,8 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
+        # Not notifications: only the admin's mail, webhook, alert and sales pages need it, and a worker
+        # that is down must not take the shop out of its load balancer.
         upstreams: dict[str, UpstreamClient] = {
             "inventory": state.inventory,
             "orders": state.orders,

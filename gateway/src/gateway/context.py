@@ -11,6 +11,7 @@ from strawberry.fastapi import BaseContext
 
 from gateway.auth import Limits, Principal, Tokens, bearer_token
 from gateway.clients.inventory import InventoryClient
+from gateway.clients.notifications import NotificationsClient
 from gateway.clients.orders import OrdersClient
 from gateway.clients.payments import PaymentsClient
 from gateway.errors import Forbidden, Unauthenticated
@@ -27,6 +28,7 @@ class Context(BaseContext):
     inventory: InventoryClient
     orders: OrdersClient
     payments: PaymentsClient
+    notifications: NotificationsClient
     tokens: Tokens
     order_tokens: OrderTokens
     limits: Limits
@@ -90,6 +92,7 @@ async def get_context(request: Request) -> Context:
         inventory=state.inventory,
         orders=state.orders,
         payments=state.payments,
+        notifications=state.notifications,
         tokens=state.tokens,
         order_tokens=state.order_tokens,
         limits=state.limits,

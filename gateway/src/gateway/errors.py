@@ -32,6 +32,8 @@ class ErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     IDEMPOTENCY_KEY_IN_USE = "IDEMPOTENCY_KEY_IN_USE"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    WEBHOOK_URL_NOT_ALLOWED = "WEBHOOK_URL_NOT_ALLOWED"
+    WEBHOOK_ENDPOINT_DELETED = "WEBHOOK_ENDPOINT_DELETED"
     INTERNAL = "INTERNAL"
 
 
@@ -58,6 +60,10 @@ UPSTREAM_CODES: dict[str, ErrorCode] = {
     "payments_rejected": ErrorCode.PAYMENT_UNAVAILABLE,
     "idempotency_key_reused": ErrorCode.IDEMPOTENCY_KEY_REUSED,
     "idempotency_key_in_use": ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+    "webhook_endpoint_not_found": ErrorCode.NOT_FOUND,
+    "webhook_delivery_not_found": ErrorCode.NOT_FOUND,
+    "webhook_url_not_allowed": ErrorCode.WEBHOOK_URL_NOT_ALLOWED,
+    "webhook_endpoint_deleted": ErrorCode.WEBHOOK_ENDPOINT_DELETED,
 }
 
 

@@ -56,15 +56,18 @@ def _camel(snake: str) -> str:
 
 
 def _field_path(field: str | None, prefix: str = "input") -> str | None:
-    """Upstream's snake_case field path (``items.0.product_id``) in the schema's camelCase."""
+    """Upstream's snake_case field path (``items.0.product_id``) in the schema's camelCase, under ``prefix``
+    (``""``: a mutation whose arguments are the fields themselves)."""
     if not field:
         return None
-    return ".".join([prefix, *(_camel(part) for part in field.split("."))])
+    return ".".join([*([prefix] if prefix else []), *(_camel(part) for part in field.split("."))])
 
 
 _NOT_FOUND_MESSAGES = {
     "order_not_found": "There is no such order.",
     "product_not_found": "There is no such product.",
+    "webhook_endpoint_not_found": "There is no such webhook endpoint.",
+    "webhook_delivery_not_found": "There is no such webhook delivery.",
 }
 # Refusals about one input field name it (under the mutation's prefix).
 _FIELDS = {
@@ -72,6 +75,7 @@ _FIELDS = {
     ErrorCode.REFUND_EXCEEDS_CAPTURED: "amountCents",
     ErrorCode.IDEMPOTENCY_KEY_REUSED: "idempotencyKey",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "idempotencyKey",
+    ErrorCode.WEBHOOK_URL_NOT_ALLOWED: "url",
 }
 
 
@@ -146,7 +150,7 @@ def user_errors(exc: UpstreamError, *, prefix: str = "input", id_field: str | No
     return [
         UserError(
             code=code,
-            field=f"{prefix}.{named}" if named else None,
+            field=_field_path(named, prefix),
             message=_MESSAGES.get(code, "The request was refused."),
         )
     ]
@@ -170,6 +174,9 @@ _MESSAGES = {
     ErrorCode.INVALID_QUANTITY: f"Each quantity must be between 1 and {MAX_QTY_PER_LINE}.",
     ErrorCode.UNKNOWN_PRODUCT: "An item names a product that does not exist.",
     ErrorCode.INVALID_INPUT: "The input is not valid.",
+    ErrorCode.WEBHOOK_URL_NOT_ALLOWED: "That URL cannot receive webhooks: use http:// or https:// with a "
+    "public host (private and loopback addresses are refused unless the worker allows them).",
+    ErrorCode.WEBHOOK_ENDPOINT_DELETED: "That delivery's endpoint was deleted: there is nowhere to send it.",
 }
 
 

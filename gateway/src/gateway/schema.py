@@ -30,13 +30,25 @@ from strawberry.utils.str_converters import to_camel_case
 
 from gateway.errors import GatewayError, ServiceUnavailable, TopLevelCode
 from gateway.metrics import GRAPHQL_OPERATIONS
-from gateway.mutations import Mutation
-from gateway.queries import Query
+from gateway.mutations import Mutation as ShopMutation
+from gateway.notification_fields import NotificationsMutation, NotificationsQuery
+from gateway.queries import Query as ShopQuery
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
 from servicekit.errors import current_request_id, retryable_database_failure
 
 log = structlog.get_logger()
+
+
+# The roots: the shop's and the catalog's fields first, then the admin's fields over the notifications worker.
+@strawberry.type(name="Query")
+class Query(ShopQuery, NotificationsQuery):
+    pass
+
+
+@strawberry.type(name="Mutation")
+class Mutation(ShopMutation, NotificationsMutation):
+    pass
 
 
 def shape_error(error: GraphQLError) -> GraphQLError:

@@ -14,6 +14,8 @@ class GatewaySettings(DatabaseSettings):
     inventory_url: str = "http://127.0.0.1:8001"
     orders_url: str = "http://127.0.0.1:8002"
     payments_url: str = "http://127.0.0.1:8003"
+    # The notifications worker's API: the admin's outgoing mail, webhooks, low-stock alerts and sales.
+    notifications_url: str = "http://127.0.0.1:8004"
     # Capture waits for orders, which retries payments for up to 15 s: upstream calls get more than that.
     upstream_timeout_s: float = Field(default=30.0, gt=0, le=300)
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -202,23 +202,10 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def api(notifications_api_url: str, as_gateway: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The notifications API alone (the root conftest's notifications_api_url: no worker, loopback webhook
+    URLs allowed), called as the gateway."""
     async with httpx.AsyncClient(base_url=notifications_api_url, headers=as_gateway, timeout=30) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-def notifications_api_url(
-    service_database_urls: dict[str, str], credential_settings: Callable[[str], dict[str, Any]]
-) -> Iterator[str]:
-    """The API alone (no worker): tests start the workers they need, each with its own SMTP sink."""
-    settings = NotificationsSettings(
-        database_url=service_database_urls["notifications"],
-        worker_enabled=False,
-        webhooks_allow_private=True,
-        **credential_settings("notifications"),
-    )
-    with LiveServer(create_app(settings)) as server:
-        yield server.url
 
 
 @pytest.fixture

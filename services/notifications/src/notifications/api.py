@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from notifications import service
+from notifications.events import EVENT_TYPES
 from notifications.schemas import (
     AlertRead,
     DeliveryRead,
@@ -48,6 +49,12 @@ async def create_endpoint(request: Request, session: SessionDep, body: EndpointC
     return await service.create_endpoint(
         await session.connection(), body, allow_private=settings.webhooks_allow_private
     )
+
+
+@router.get("/webhooks/event-types", response_model=list[str], tags=["webhooks"])
+async def list_event_types() -> list[str]:
+    """The event types an endpoint may subscribe to (or '*' for all): the admin's checkboxes."""
+    return list(EVENT_TYPES)
 
 
 @router.get("/webhooks/endpoints", response_model=list[EndpointRead], tags=["webhooks"])

@@ -1,0 +1,40 @@
+"""The sales chart's geometry: every bar inside the picture, taller for more, none for nothing."""
+
+import itertools
+from datetime import date, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from admin.chart import bar_chart
+
+VALUES = st.lists(st.integers(-(10**12), 10**15), min_size=1, max_size=366)
+
+
+@given(VALUES)
+def test_bars_stay_inside_the_chart_and_follow_their_values(values: list[int]) -> None:
+    start = date(2026, 1, 1)
+    chart = bar_chart([(start + timedelta(days=n), v) for n, v in enumerate(values)])
+    assert len(chart.bars) == len(values)
+    for bar in chart.bars:
+        assert bar.x >= 0
+        assert bar.x + bar.width <= chart.width
+        assert 0 <= bar.y <= chart.baseline
+        assert bar.y + bar.height == chart.baseline
+        assert (bar.height > 0) == (bar.value > 0)
+    for a in chart.bars:
+        for b in chart.bars[:50]:
+            if a.value > b.value:
+                assert a.height >= b.height
+    tallest = max(chart.bars, key=lambda bar: bar.value)
+    if tallest.value > 0:
+        assert tallest.y == 10  # the tallest reaches the top margin
+
+
+def test_day_labels_never_crowd_each_other() -> None:
+    start = date(2026, 1, 1)
+    chart = bar_chart([(start + timedelta(days=n), n) for n in range(30)])
+    labelled = [n for n, bar in enumerate(chart.bars) if bar.label]
+    assert labelled[0] == 0
+    assert labelled[-1] == 29
+    assert all(b - a >= 4 for a, b in itertools.pairwise(labelled))
