@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
+from servicekit.db import autocommit
 from servicekit.errors import AppError, app_error_response
 
 log = structlog.get_logger()
@@ -147,8 +148,7 @@ class IdempotencyStore:
 
     async def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
         """Claim ``key`` for this request, or return the stored response to replay, or refuse."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             for _ in range(3):
                 # An expired key (older than the TTL, not yet pruned) is taken over as if it were new.
                 inserted = await conn.execute(
@@ -217,8 +217,7 @@ class IdempotencyStore:
 
     async def renew(self, claim: Claim) -> bool:
         """Extend the claim's lease (and move its token). False if the claim is no longer this request's."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             renewed = (
                 await conn.execute(
                     text(
@@ -243,8 +242,7 @@ class IdempotencyStore:
     async def complete(self, key: str, response: Response, *, token: datetime | None = None) -> bool:
         """Store ``response`` for the claim holding ``token``. False (nothing stored) if that claim lost the
         key: another request took it over, and its answer is the one to keep."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
                 text(
                     f"""
@@ -266,8 +264,7 @@ class IdempotencyStore:
 
     async def release(self, key: str, *, token: datetime | None = None) -> bool:
         """Free the claim holding ``token`` so the key can be retried; False if it was not held any more."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
                 text(
                     f"DELETE FROM {self._table} WHERE key = :key AND state = 'in_flight'{self._fence(token)}"
@@ -277,8 +274,7 @@ class IdempotencyStore:
             return bool(result.rowcount)
 
     async def prune(self) -> int:
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
                 text(
                     f"DELETE FROM {self._table}"
