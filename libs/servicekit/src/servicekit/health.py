@@ -1,8 +1,10 @@
 """Liveness and readiness: /healthz says the process answers, /readyz that its database does."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.responses import JSONResponse
+
+from servicekit.db import EngineDep
 
 router = APIRouter(tags=["health"])
 
@@ -13,9 +15,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(engine: EngineDep) -> JSONResponse:
     try:
-        async with request.app.state.engine.connect() as conn:
+        async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # readiness reports any failure to reach the database, whatever its kind
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)

@@ -26,15 +26,17 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import Request
+from fastapi import Depends, Header, Request
 from prometheus_client import Counter
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
+from servicekit import idempotency_sql as sql
+from servicekit.db import autocommit
 from servicekit.errors import AppError, app_error_response
 
 log = structlog.get_logger()
@@ -147,36 +149,18 @@ class IdempotencyStore:
 
     async def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
         """Claim ``key`` for this request, or return the stored response to replay, or refuse."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             for _ in range(3):
                 # An expired key (older than the TTL, not yet pruned) is taken over as if it were new.
                 inserted = await conn.execute(
-                    text(
-                        f"""
-                        INSERT INTO {self._table} AS k (key, fingerprint, state, created_at, locked_at)
-                        VALUES (:key, :fp, 'in_flight', now(), now())
-                        ON CONFLICT (key) DO UPDATE
-                           SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
-                               response_status = NULL, response_content_type = NULL, response_body = NULL,
-                               created_at = now(), locked_at = now()
-                         WHERE k.created_at < now() - CAST(:ttl AS interval)
-                        RETURNING locked_at
-                        """
-                    ),
+                    self._sql(sql.CLAIM),
                     {"key": key, "fp": request_fingerprint, "ttl": self._ttl},
                 )
                 if (claimed := inserted.first()) is not None:
                     return Claim(key, recovered=False, token=claimed.locked_at)
                 row = (
                     await conn.execute(
-                        text(
-                            f"""
-                            SELECT fingerprint, state, response_status, response_content_type, response_body,
-                                   locked_at < now() - CAST(:lease AS interval) AS stale
-                              FROM {self._table} WHERE key = :key
-                            """
-                        ),
+                        self._sql(sql.LOOK_UP),
                         {"key": key, "lease": self._lease},
                     )
                 ).first()
@@ -190,14 +174,7 @@ class IdempotencyStore:
                     return StoredResponse(row.response_status, row.response_content_type, row.response_body)
                 if row.stale:
                     taken = await conn.execute(
-                        text(
-                            f"""
-                            UPDATE {self._table} SET locked_at = clock_timestamp()
-                             WHERE key = :key AND state = 'in_flight'
-                               AND locked_at < now() - CAST(:lease AS interval)
-                            RETURNING locked_at
-                            """
-                        ),
+                        self._sql(sql.TAKE_OVER_STALE),
                         {"key": key, "lease": self._lease},
                     )
                     if (recovered := taken.first()) is not None:
@@ -217,17 +194,10 @@ class IdempotencyStore:
 
     async def renew(self, claim: Claim) -> bool:
         """Extend the claim's lease (and move its token). False if the claim is no longer this request's."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             renewed = (
                 await conn.execute(
-                    text(
-                        f"""
-                        UPDATE {self._table} SET locked_at = clock_timestamp()
-                         WHERE key = :key AND state = 'in_flight' AND locked_at = :token
-                        RETURNING locked_at
-                        """
-                    ),
+                    self._sql(sql.RENEW),
                     {"key": claim.key, "token": claim.token},
                 )
             ).first()
@@ -238,22 +208,17 @@ class IdempotencyStore:
 
     def _fence(self, token: datetime | None) -> str:
         # Without a token (a caller from before fencing) the key alone decides, as it used to.
-        return " AND locked_at = :token" if token is not None else ""
+        return sql.FENCE if token is not None else ""
+
+    def _sql(self, statement: str, **parts: str) -> TextClause:
+        return text(statement.format(table=self._table, **parts))
 
     async def complete(self, key: str, response: Response, *, token: datetime | None = None) -> bool:
         """Store ``response`` for the claim holding ``token``. False (nothing stored) if that claim lost the
         key: another request took it over, and its answer is the one to keep."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
-                text(
-                    f"""
-                    UPDATE {self._table}
-                       SET state = 'done', response_status = :status, response_content_type = :ctype,
-                           response_body = :body
-                     WHERE key = :key AND state = 'in_flight'{self._fence(token)}
-                    """
-                ),
+                self._sql(sql.COMPLETE, fence=self._fence(token)),
                 {
                     "key": key,
                     "status": response.status_code,
@@ -266,24 +231,17 @@ class IdempotencyStore:
 
     async def release(self, key: str, *, token: datetime | None = None) -> bool:
         """Free the claim holding ``token`` so the key can be retried; False if it was not held any more."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
-                text(
-                    f"DELETE FROM {self._table} WHERE key = :key AND state = 'in_flight'{self._fence(token)}"
-                ),
+                self._sql(sql.RELEASE, fence=self._fence(token)),
                 {"key": key, "token": token},
             )
             return bool(result.rowcount)
 
     async def prune(self) -> int:
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             result = await conn.execute(
-                text(
-                    f"DELETE FROM {self._table}"
-                    " WHERE created_at < now() - CAST(:ttl AS interval) AND state = 'done'"
-                ),
+                self._sql(sql.PRUNE),
                 {"ttl": self._ttl},
             )
             return int(result.rowcount or 0)
@@ -370,3 +328,52 @@ async def prune_periodically(store: IdempotencyStore, every_s: float) -> None:
                 log.info("idempotency_keys_pruned", count=pruned)
         except Exception:  # a failed prune is retried next period; it must not kill the loop
             log.exception("idempotency_prune_failed")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """What an idempotent route takes as a parameter: its validated key (None when the header is optional
+    and absent) and the app's store. ``run`` claims, replays, completes and releases."""
+
+    store: IdempotencyStore
+    request: Request
+    key: str | None
+
+    @property
+    def required_key(self) -> str:
+        """The key of a route that requires one (the dependency refused the request without it)."""
+        if self.key is None:
+            raise IdempotencyKeyMissing("Send an Idempotency-Key header with this request.")
+        return self.key
+
+    async def run(self, payload: Any, handler: Callable[[], Awaitable[Response]]) -> Response:
+        """``handler`` at most once per key and ``payload`` (its fingerprint); see run_idempotently."""
+
+        async def handle(_claim: Claim | None) -> Response:
+            return await handler()
+
+        return await run_idempotently(self.store, self.request, self.key, payload, handle)
+
+
+def idempotency(*, required: bool) -> Callable[..., Awaitable[Idempotency]]:
+    """The dependency for a route under an Idempotency-Key: validates the header (400 before anything runs)
+    and hands the app's store (``app.state.idempotency``, set by the service's lifespan)."""
+    description = (
+        f"{'Required' if required else 'Optional'}, 1 to {MAX_KEY_LENGTH} printable characters: "
+        "the same key and body do it once"
+    )
+
+    async def dependency(
+        request: Request,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", description=description)
+        ] = None,
+    ) -> Idempotency:
+        key = validate_key(idempotency_key, required=required)
+        return Idempotency(request.app.state.idempotency, request, key)
+
+    return dependency
+
+
+IdempotentRequest = Annotated[Idempotency, Depends(idempotency(required=True))]
+OptionallyIdempotentRequest = Annotated[Idempotency, Depends(idempotency(required=False))]

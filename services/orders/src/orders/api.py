@@ -1,16 +1,17 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from starlette.responses import JSONResponse, Response
 
 from orders import service
+from orders.batcher import OrderBatcher
 from orders.payments import PaymentsClient
 from orders.schemas import AuthorizeIn, OrderCreate, OrderPlaced, OrderRead, OrderStatus, RefundIn
 from orders.settings import OrdersSettings
 from servicekit.callers import allow
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
-from servicekit.idempotency import Claim, run_idempotently, validate_key
+from servicekit.idempotency import IdempotentRequest, OptionallyIdempotentRequest
 from servicekit.validation import MAX_ID, JsonBody
 
 # Who may call (servicekit.callers): the gateway only; the demo and the bench send the gateway's token.
@@ -20,47 +21,54 @@ router = APIRouter(tags=["orders"], responses=PROBLEM_RESPONSES, dependencies=[J
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The order's id")]
 
 
-def _settings(request: Request) -> OrdersSettings:
+async def _settings(request: Request) -> OrdersSettings:
     settings: OrdersSettings = request.app.state.settings
     return settings
 
 
-def _payments(request: Request) -> PaymentsClient:
+async def _payments(request: Request) -> PaymentsClient:
     payments: PaymentsClient = request.app.state.payments
     return payments
 
 
+async def _batcher(request: Request) -> OrderBatcher | None:
+    batcher: OrderBatcher | None = request.app.state.batcher
+    return batcher
+
+
+# async dependencies: FastAPI runs a sync one in its thread pool, a cost the order hot path must not pay.
+SettingsDep = Annotated[OrdersSettings, Depends(_settings)]
+PaymentsDep = Annotated[PaymentsClient, Depends(_payments)]
+BatcherDep = Annotated[OrderBatcher | None, Depends(_batcher)]
+
+
 @router.post("/orders", response_model=OrderPlaced, status_code=status.HTTP_201_CREATED)
 async def place_order(
-    request: Request,
     body: OrderCreate,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="Optional; the same key and body make one order"),
-    ] = None,
+    engine: EngineDep,
+    settings: SettingsDep,
+    batcher: BatcherDep,
+    idempotent: OptionallyIdempotentRequest,
 ) -> Response:
     """Reserve the stock (all lines or nothing) until ``expires_at`` (ORDERS_RESERVATION_TTL_S)."""
-    # The hot path does no per-request work it can skip: the engine comes from app.state rather than the
-    # (synchronous, so thread-pooled) EngineDep, the body is re-serialized only for a key's fingerprint,
-    # and the answer is rendered by pydantic straight to JSON bytes.
-    key = validate_key(idempotency_key, required=False)
-    app_state = request.app.state
+    # The hot path does no per-request work it can skip: the body is re-serialized only for a key's
+    # fingerprint, and the answer is rendered by pydantic straight to JSON bytes.
 
-    async def handle(_claim: Claim | None) -> Response:
+    async def handle() -> Response:
         placed = await service.place_order(
-            app_state.engine,
+            engine,
             body.items,
-            reservation_s=app_state.settings.reservation_ttl_s,
+            reservation_s=settings.reservation_ttl_s,
             customer=body.customer,
-            idempotency_key=key,
-            batcher=app_state.batcher,
+            idempotency_key=idempotent.key,
+            batcher=batcher,
         )
         return Response(
             placed.model_dump_json(), status_code=status.HTTP_201_CREATED, media_type="application/json"
         )
 
-    payload = body.model_dump(mode="json", by_alias=True) if key is not None else None
-    return await run_idempotently(app_state.idempotency, request, key, payload, handle)
+    payload = body.model_dump(mode="json", by_alias=True) if idempotent.key is not None else None
+    return await idempotent.run(payload, handle)
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
@@ -88,34 +96,30 @@ PAYMENTS_REFUSED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/orders/{order_id}/authorize", response_model=OrderRead, responses=PAYMENTS_REFUSED)
 async def authorize_payment(
-    request: Request, engine: EngineDep, order_id: OrderId, body: AuthorizeIn
+    engine: EngineDep, payments: PaymentsDep, settings: SettingsDep, order_id: OrderId, body: AuthorizeIn
 ) -> OrderRead:
     """Authorize the order's total on the card: AUTHORIZED, or PAYMENT_FAILED with the reason (authorize
     again with another card). AUTHORIZED and PAID orders answer as they are; the card number is never stored
     or logged."""
     return await service.authorize_payment(
-        engine,
-        _payments(request),
-        order_id,
-        body.card_number,
-        budget_s=_settings(request).payments_budget_s,
+        engine, payments, order_id, body.card_number, budget_s=settings.payments_budget_s
     )
 
 
 @router.post("/orders/{order_id}/capture", response_model=OrderRead, responses=PAYMENTS_REFUSED)
-async def capture_payment(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
+async def capture_payment(
+    engine: EngineDep, payments: PaymentsDep, settings: SettingsDep, order_id: OrderId
+) -> OrderRead:
     """Capture the authorization in full (AUTHORIZED → PAID); PAID and REFUNDED answer as they are."""
-    return await service.capture_payment(
-        engine, _payments(request), order_id, budget_s=_settings(request).payments_budget_s
-    )
+    return await service.capture_payment(engine, payments, order_id, budget_s=settings.payments_budget_s)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderRead, responses=PAYMENTS_REFUSED)
-async def cancel_order(request: Request, engine: EngineDep, order_id: OrderId) -> OrderRead:
+async def cancel_order(
+    engine: EngineDep, payments: PaymentsDep, settings: SettingsDep, order_id: OrderId
+) -> OrderRead:
     """Stock back once; the authorization voided or the capture refunded (now, or by the reconciler)."""
-    return await service.cancel_order(
-        engine, _payments(request), order_id, budget_s=_settings(request).payments_budget_s
-    )
+    return await service.cancel_order(engine, payments, order_id, budget_s=settings.payments_budget_s)
 
 
 @router.post(
@@ -125,31 +129,25 @@ async def cancel_order(request: Request, engine: EngineDep, order_id: OrderId) -
     responses=PAYMENTS_REFUSED,
 )
 async def refund_payment(
-    request: Request,
     engine: EngineDep,
+    payments: PaymentsDep,
+    settings: SettingsDep,
     order_id: OrderId,
     body: RefundIn,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="Required: the same key and body make one refund"),
-    ] = None,
+    idempotent: IdempotentRequest,
 ) -> Response:
     """Refund part of a PAID order's capture; the whole remainder makes it REFUNDED. Refunds never restock."""
-    key = validate_key(idempotency_key, required=True)
-    assert key is not None
 
-    async def handle(_claim: Claim | None) -> Response:
+    async def handle() -> Response:
         order = await service.refund_payment(
             engine,
-            _payments(request),
+            payments,
             order_id,
             amount_cents=body.amount_cents,
             reason=body.reason,
-            client_key=key,
-            budget_s=_settings(request).payments_budget_s,
+            client_key=idempotent.required_key,
+            budget_s=settings.payments_budget_s,
         )
         return JSONResponse(order.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
-    return await run_idempotently(
-        request.app.state.idempotency, request, key, body.model_dump(mode="json"), handle
-    )
+    return await idempotent.run(body.model_dump(mode="json"), handle)

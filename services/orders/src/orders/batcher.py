@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orders import metrics, repository
 from orders.repository import Placement, PlaceOrderResult
+from servicekit.db import autocommit
 
 
 @dataclass
@@ -49,9 +50,8 @@ class OrderBatcher:
 
     async def place_batch(self, placements: Sequence[Placement]) -> list[PlaceOrderResult]:
         """One batch, as given, in one statement (the worker's step; a test can build a batch exactly)."""
-        async with self._engine.connect() as conn:
-            # Autocommit: the one statement is the whole transaction, and its commit is the batch's.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # Autocommit: the one statement is the whole transaction, and its commit is the batch's.
+        async with autocommit(self._engine) as conn:
             if len(placements) == 1:
                 # A batch of one (an idle database) is exactly the single path, whose statement is cheaper
                 # than the batch function's for one order: group commit costs nothing at low concurrency.

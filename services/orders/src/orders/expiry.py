@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orders import metrics, repository
-from orders.service import autocommit
+from servicekit.db import autocommit
 
 log = structlog.get_logger()
 

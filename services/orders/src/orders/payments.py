@@ -51,10 +51,6 @@ class Payment(BaseModel):
     refunds: list[PaymentRefundRead] = []
 
     @property
-    def live_authorization(self) -> bool:
-        return self.status == "authorized"
-
-    @property
     def refundable_cents(self) -> int:
         return self.captured_cents - self.refunded_cents if self.status in CAPTURED_STATUSES else 0
 

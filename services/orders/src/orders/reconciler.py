@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orders import metrics, repository, service
 from orders.errors import PaymentsRejected, PaymentsUnavailable
 from orders.payments import PaymentsClient, PaymentsRefusal
+from servicekit.db import autocommit
 
 log = structlog.get_logger()
 
@@ -36,7 +37,7 @@ async def reconcile_once(
     ``horizon_s`` > 0 takes orders before they are due: right only when no call to payments for them can
     still be in flight (tests, once their requests have all completed).
     """
-    async with service.autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         claimed = await repository.claim_due(conn, lease_s=lease_s, horizon_s=horizon_s, limit=batch)
     settled: list[int] = []
     for order_id, lease in claimed:
@@ -52,7 +53,7 @@ async def reconcile_once(
                 "order_reconciled", order_id=order_id, fixes=settlement.fixes, settled=settlement.settled
             )
         if settlement.settled:
-            async with service.autocommit(engine) as conn:
+            async with autocommit(engine) as conn:
                 await repository.finish_reconcile(conn, order_id, lease)
             settled.append(order_id)
     return settled

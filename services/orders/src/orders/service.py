@@ -9,8 +9,7 @@ found by the reconciler through reconcile_at and settled by ``settle_order``.
 
 import hashlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,19 +39,13 @@ from orders.errors import (
 )
 from orders.payments import CAPTURED_STATUSES, Payment, PaymentsClient, PaymentsRefusal
 from orders.schemas import MAX_QTY_PER_LINE, Customer, OrderLineIn, OrderPlaced, OrderRead
+from servicekit.db import autocommit
 from servicekit.idempotency import MAX_KEY_LENGTH
 
 log = structlog.get_logger()
 
 UNSETTLED = ("PENDING", "PAYMENT_FAILED")
 CLOSED = ("CANCELLED", "EXPIRED")
-
-
-@asynccontextmanager
-async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection whose every statement is its own transaction (each one here is a whole transition)."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def merge_lines(items: Sequence[OrderLineIn]) -> list[tuple[int, int]]:

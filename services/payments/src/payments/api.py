@@ -1,17 +1,18 @@
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from payments import service
 from payments.cards import parse_card
+from payments.processor import PaymentProcessor
 from payments.schemas import NoBody, PaymentCreate, PaymentRead, RefundCreate, RefundResult
+from payments.settings import PaymentsSettings
 from servicekit.callers import allow
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
-from servicekit.idempotency import MAX_KEY_LENGTH, run_idempotently, validate_key
+from servicekit.idempotency import IdempotentRequest
 from servicekit.validation import MAX_ID, JsonBody
 
 # Who may call (servicekit.callers): orders moves money; the gateway and orders read payments.
@@ -21,42 +22,32 @@ router = APIRouter(tags=["payments"], responses=PROBLEM_RESPONSES, dependencies=
 PaymentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The payment's id")]
 
 
-def _required_key(
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description=f"Required, 1 to {MAX_KEY_LENGTH} characters: the same key and body do it once",
-        ),
-    ] = None,
-) -> str:
-    key = validate_key(idempotency_key, required=True)
-    assert key is not None
-    return key
+async def _processor(request: Request) -> PaymentProcessor:
+    # Read per request, not captured at start: tests and the demo swap it to misbehave on purpose.
+    processor: PaymentProcessor = request.app.state.processor
+    return processor
 
 
-IdempotencyKey = Annotated[str, Depends(_required_key)]
+async def _settings(request: Request) -> PaymentsSettings:
+    settings: PaymentsSettings = request.app.state.settings
+    return settings
 
 
-async def _once(
-    request: Request,
-    key: str,
-    fingerprint_payload: dict[str, Any],
-    status_code: int,
-    run: Callable[[], Awaitable[BaseModel]],
-) -> Response:
-    """Run ``run`` at most once per key and answer its result (stored, and replayed to later requests)."""
+ProcessorDep = Annotated[PaymentProcessor, Depends(_processor)]
+SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
 
-    async def handle(_claim: object) -> Response:
-        result = await run()
-        return JSONResponse(result.model_dump(mode="json"), status_code=status_code)
 
-    return await run_idempotently(request.app.state.idempotency, request, key, fingerprint_payload, handle)
+def _answer(result: BaseModel, status_code: int) -> Response:
+    return JSONResponse(result.model_dump(mode="json"), status_code=status_code)
 
 
 @router.post("/payments", response_model=PaymentRead, status_code=status.HTTP_201_CREATED)
 async def authorize_payment(
-    request: Request, body: PaymentCreate, engine: EngineDep, key: IdempotencyKey
+    body: PaymentCreate,
+    engine: EngineDep,
+    processor: ProcessorDep,
+    settings: SettingsDep,
+    idempotent: IdempotentRequest,
 ) -> Response:
     """Authorize ``amount_cents`` on the card for the order. A decline is an answer too (201, status
     ``declined``), stored and replayed like an authorization.
@@ -74,72 +65,77 @@ async def authorize_payment(
         "card_brand": card.brand,
         "card_last4": card.last4,
     }
-    settings = request.app.state.settings
 
-    async def run() -> BaseModel:
-        return await service.authorize(
+    async def run() -> Response:
+        payment = await service.authorize(
             engine,
-            request.app.state.processor,
+            processor,
             order_id=body.order_id,
             amount_cents=body.amount_cents,
             card=card,
-            idempotency_key=key,
+            idempotency_key=idempotent.required_key,
             authorization_ttl_h=settings.authorization_ttl_h,
         )
+        return _answer(payment, status.HTTP_201_CREATED)
 
-    return await _once(request, key, fingerprint_payload, status.HTTP_201_CREATED, run)
+    return await idempotent.run(fingerprint_payload, run)
 
 
 @router.post("/payments/{payment_id}/capture", response_model=PaymentRead)
 async def capture_payment(
-    request: Request,
     payment_id: PaymentId,
     engine: EngineDep,
-    key: IdempotencyKey,
+    processor: ProcessorDep,
+    idempotent: IdempotentRequest,
     _body: NoBody | None = None,
 ) -> Response:
     """Capture the full authorized amount. Captured (or refunded) already: 200 as it is."""
 
-    async def run() -> BaseModel:
-        return await service.capture(engine, request.app.state.processor, payment_id)
+    async def run() -> Response:
+        return _answer(await service.capture(engine, processor, payment_id), status.HTTP_200_OK)
 
-    return await _once(request, key, {}, status.HTTP_200_OK, run)
+    return await idempotent.run({}, run)
 
 
 @router.post("/payments/{payment_id}/void", response_model=PaymentRead)
 async def void_payment(
-    request: Request,
     payment_id: PaymentId,
     engine: EngineDep,
-    key: IdempotencyKey,
+    processor: ProcessorDep,
+    idempotent: IdempotentRequest,
     _body: NoBody | None = None,
 ) -> Response:
     """Release the authorization without taking money (also once it expired). Voided already: 200 as it is."""
 
-    async def run() -> BaseModel:
-        return await service.void(engine, request.app.state.processor, payment_id)
+    async def run() -> Response:
+        return _answer(await service.void(engine, processor, payment_id), status.HTTP_200_OK)
 
-    return await _once(request, key, {}, status.HTTP_200_OK, run)
+    return await idempotent.run({}, run)
 
 
 @router.post(
     "/payments/{payment_id}/refunds", response_model=RefundResult, status_code=status.HTTP_201_CREATED
 )
 async def refund_payment(
-    request: Request, payment_id: PaymentId, body: RefundCreate, engine: EngineDep, key: IdempotencyKey
+    payment_id: PaymentId,
+    body: RefundCreate,
+    engine: EngineDep,
+    processor: ProcessorDep,
+    idempotent: IdempotentRequest,
 ) -> Response:
     """Refund part or all of what is left of the capture; never more, whatever runs concurrently."""
 
-    async def run() -> BaseModel:
-        return await service.refund(
+    async def run() -> Response:
+        refund = await service.refund(
             engine,
-            request.app.state.processor,
+            processor,
             payment_id,
             amount_cents=body.amount_cents,
-            idempotency_key=key,
+            idempotency_key=idempotent.required_key,
         )
+        return _answer(refund, status.HTTP_201_CREATED)
 
-    return await _once(request, key, body.model_dump(mode="json"), status.HTTP_201_CREATED, run)
+    return await idempotent.run(body.model_dump(mode="json"), run)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentRead)

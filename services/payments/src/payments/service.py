@@ -7,8 +7,6 @@ payment, or the periodic resume_stale) finishes the job with the same reference:
 processor's answer and our UPDATE is resumed, never repeated.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -29,6 +27,7 @@ from payments.errors import (
 )
 from payments.processor import PaymentProcessor, ProcessorUnreachable
 from payments.schemas import CAPTURED_STATUSES, PaymentRead, RefundResult
+from servicekit.db import autocommit
 from servicekit.errors import Unavailable
 from servicekit.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 
@@ -37,12 +36,6 @@ log = structlog.get_logger()
 # Rounds of "read, try the conditional UPDATE, read again" before giving up: each lost round means another
 # request moved the payment meanwhile, and a payment moves forward only a handful of times in its life.
 _ATTEMPTS = 5
-
-
-@asynccontextmanager
-async def _autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def authorization_reference(payment_id: int) -> str:
@@ -136,7 +129,7 @@ async def authorize(
     authorization_ttl_h: float,
 ) -> PaymentRead:
     """Authorize once per key. A decline is an answer too (status ``declined``)."""
-    async with _autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         payment = await _pending_or_existing_payment(conn, order_id, amount_cents, card, idempotency_key)
         payment_id = payment["payment_id"]
         if payment["status"] == "pending":
@@ -205,7 +198,7 @@ async def _finish_operation(
 
 async def capture(engine: AsyncEngine, processor: PaymentProcessor, payment_id: int) -> PaymentRead:
     """Capture the full authorized amount. Captured already (or refunded since): answered as it is."""
-    async with _autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         for _ in range(_ATTEMPTS):
             payment = await _existing(conn, payment_id)
             if payment["pending_operation"] is not None:
@@ -236,7 +229,7 @@ async def capture(engine: AsyncEngine, processor: PaymentProcessor, payment_id: 
 
 async def void(engine: AsyncEngine, processor: PaymentProcessor, payment_id: int) -> PaymentRead:
     """Release an authorization (expired or not). Voided already: answered as it is."""
-    async with _autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         for _ in range(_ATTEMPTS):
             payment = await _existing(conn, payment_id)
             if payment["pending_operation"] is not None:
@@ -328,7 +321,7 @@ async def refund(
     idempotency_key: str,
 ) -> RefundResult:
     """Refund part or all of what is left of the capture, once per key."""
-    async with _autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         refund = await _reserved_or_existing_refund(conn, payment_id, amount_cents, idempotency_key)
         if refund["status"] == "pending":
             await _finish_refund(conn, processor, refund)
@@ -349,7 +342,7 @@ async def resume_stale(engine: AsyncEngine, processor: PaymentProcessor, *, olde
     conditional UPDATE. (A pending *authorization* cannot be resumed here: only its retry has the card.)
     Returns how many were finished."""
     finished = 0
-    async with _autocommit(engine) as conn:
+    async with autocommit(engine) as conn:
         for payment in await repository.stale_pending_operations(conn, older_than_s, _RESUME_BATCH):
             try:
                 await _finish_operation(conn, processor, payment)
