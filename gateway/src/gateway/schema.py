@@ -1,4 +1,4 @@
-"""The schema, its guards (depth, tokens, aliases, cost, the per-operation limit) and the one place errors get their codes."""
+"""The schema, its guards (depth, tokens, aliases, cost, operations per client) and error codes."""
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
