@@ -177,6 +177,7 @@ def gateway_settings(
         rate_limit_place_order="100000/minute",
         rate_limit_authorize_payment="100000/minute",
         rate_limit_login="100000/minute",
+        rate_limit_operation="1000000/minute",
         login_failures_per_username="100000/minute",
         login_failures_per_client="100000/minute",
         **credential_settings("gateway"),

@@ -4,8 +4,9 @@
 //   k6 run -e GATEWAY_URL=http://127.0.0.1:8000/graphql -e VUS=20 -e DURATION=1m load/browse_checkout.js
 //
 // The gateway rate-limits placeOrder per client address (GATEWAY_RATE_LIMIT_PLACE_ORDER, 120/minute by
-// default) and k6 is one address: start the gateway with a higher limit for a load test, e.g.
-//   GATEWAY_RATE_LIMIT_PLACE_ORDER=1000000/minute task up
+// default) and every operation per client (GATEWAY_RATE_LIMIT_OPERATION, 600/minute), and k6 is one
+// address: start the gateway with higher limits for a load test, e.g.
+//   GATEWAY_RATE_LIMIT_PLACE_ORDER=1000000/minute GATEWAY_RATE_LIMIT_OPERATION=1000000/minute task up
 // A RATE_LIMITED refusal is counted in `rate_limited`, not as a failure, so a misconfigured run is visible.
 import http from 'k6/http';
 import { check, group, sleep } from 'k6';

@@ -118,6 +118,7 @@ def replica_run(
         "GATEWAY_PAYMENTS_URL": url["payments"],
         "GATEWAY_JWT_SECRET": secrets.token_urlsafe(32),
         "GATEWAY_RATE_LIMIT_PLACE_ORDER": "100000/minute",
+        "GATEWAY_RATE_LIMIT_OPERATION": "1000000/minute",
         "INVENTORY_LOG_LEVEL": "WARNING",
         "ORDERS_LOG_LEVEL": "WARNING",
         "PAYMENTS_LOG_LEVEL": "WARNING",

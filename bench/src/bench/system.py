@@ -210,6 +210,7 @@ class System:
                             "JWT_SECRET": secrets.token_urlsafe(32),
                             "UPSTREAM_MAX_CONNECTIONS": "200",
                             "RATE_LIMIT_PLACE_ORDER": "100000000/minute",
+                            "RATE_LIMIT_OPERATION": "100000000/minute",
                             "GRAPHIQL": "false",
                         },
                     ),

@@ -170,6 +170,7 @@ class Limits:
         self.place_order = parse(settings.rate_limit_place_order)
         self.authorize_payment = parse(settings.rate_limit_authorize_payment)
         self.login = parse(settings.rate_limit_login)
+        self.operation = parse(settings.rate_limit_operation)
         self.failures_per_username = parse(settings.login_failures_per_username)
         self.failures_per_client = parse(settings.login_failures_per_client)
 

@@ -50,6 +50,18 @@ class Context(BaseContext):
             self._signed_in_checked = True
         return self._principal
 
+    def client_key(self) -> str:
+        """Whom the per-client limits count against: ``user:<name>`` when signed in, else
+        ``address:<address>`` (the shopper's own, forwarded by the web shop). A token that does not verify
+        counts as its address: the fields that need it refuse it themselves."""
+        try:
+            principal = self.principal()
+        except Unauthenticated:
+            principal = None
+        if principal is not None:
+            return f"user:{principal.username}"
+        return f"address:{self.client_address}"
+
     def is_admin(self) -> bool:
         principal = self.principal()
         return principal is not None and principal.role == "admin"

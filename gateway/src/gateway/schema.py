@@ -1,4 +1,4 @@
-"""The schema, its guards (depth, tokens, aliases) and the one place errors get their codes."""
+"""The schema, its guards (depth, tokens, aliases, cost, operations per client) and error codes."""
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -28,10 +28,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.str_converters import to_camel_case
 
+from gateway.cost import CostEstimator, QueryCostLimit
 from gateway.errors import GatewayError, ServiceUnavailable, TopLevelCode
 from gateway.metrics import GRAPHQL_OPERATIONS
 from gateway.mutations import Mutation as ShopMutation
 from gateway.notification_fields import NotificationsMutation, NotificationsQuery
+from gateway.operation_limit import OperationLimit
 from gateway.queries import Query as ShopQuery
 from gateway.settings import GatewaySettings
 from gateway.types.scalars import SCALARS
@@ -219,6 +221,17 @@ def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValida
     return TolerantRule
 
 
+class _ValidationCache(ValidationCache):
+    """Strawberry's cache, skipping an operation refused before validation (OperationLimit): validating it
+    would spend the very CPU the limit is there to save, and its refusal would be overwritten."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors:
+            yield
+        else:
+            yield from super().on_validate()
+
+
 class GatewaySchema(strawberry.Schema):
     parsed_documents: ParsedDocuments | None = None
 
@@ -247,13 +260,20 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
     # a client sending endless distinct queries costs at most document_cache_size entries. Parsing the same
     # few documents was the next largest share once validation was cached (~8 % of placeOrder's CPU):
     # ParsedDocuments keeps as many parsed documents, bounded the same way.
+    # Every operation counts against its client's budget once parsed, before validation (OperationLimit);
+    # one that passes validation is priced before it runs (gateway.cost, with a price cache of its own).
     documents = ParsedDocuments(maxsize=settings.document_cache_size)
+    costs = CostEstimator(
+        default_list_size=settings.default_list_size, cache_size=settings.document_cache_size
+    )
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ShapeErrors,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         documents.extension,
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=settings.document_cache_size),
+        OperationLimit,
+        lambda: _ValidationCache(maxsize=settings.document_cache_size),
+        lambda: QueryCostLimit(costs, settings.max_query_cost),
     ]
     schema = GatewaySchema(
         query=Query,

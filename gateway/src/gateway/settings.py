@@ -33,6 +33,11 @@ class GatewaySettings(DatabaseSettings):
     max_query_depth: int = Field(default=10, ge=1, le=100)
     max_query_tokens: int = Field(default=2_000, ge=10)
     max_aliases: int = Field(default=30, ge=0)
+    # The estimated cost of an operation (gateway.cost): each field 1, a list times its page size (`first`),
+    # default_list_size for a list nothing bounds. The admin's 100-order page costs 905, the shop's placeOrder
+    # 174, a shop page of 20 products 85 (gateway/tests/test_cost.py holds every UI query under the default).
+    max_query_cost: int = Field(default=2_000, ge=1)
+    default_list_size: int = Field(default=10, ge=1, le=1_000)
     # Validated documents kept (LRU); see schema.build_schema.
     document_cache_size: int = Field(default=256, ge=1, le=100_000)
     max_body_bytes: int = Field(default=64 * 1024, ge=1_024)
@@ -42,6 +47,9 @@ class GatewaySettings(DatabaseSettings):
     # Each attempt asks the card processor: a low limit is what stops card testing through the shop.
     rate_limit_authorize_payment: str = "30/minute"
     rate_limit_login: str = "10/minute"
+    # Every operation, queries included, per client (gateway.context.Context.client_key: the signed-in user,
+    # else the address). A shop page is a few operations; shoppers behind one NAT share an address.
+    rate_limit_operation: str = "600/minute"
     # Sign-in attempts, counted before the password is checked (a right one clears its username's count):
     # per username *and* address, so a flood for one username from one place locks out nobody elsewhere;
     # and per address, across usernames. See gateway.auth.Limits.claim_sign_in_attempt and ADR 0007.
