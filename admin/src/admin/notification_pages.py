@@ -20,7 +20,7 @@ _ID = re.compile(r"[0-9]{1,18}")
 MAX_URL = 2_000
 MAX_DESCRIPTION = 500
 ALL_EVENTS = "*"
-DELIVERIES_SHOWN = 50
+DELIVERIES_SHOWN = 20  # with their attempt logs, 20 keeps the page under the gateway's query cost limit
 ALERTS_SHOWN = 200
 SALES_DAYS = 30
 

@@ -135,7 +135,7 @@ class WebhookEndpoint:
     created_at: datetime
 
     @strawberry.field(description=f"Its delivery log, latest first. first ≤ {MAX_DELIVERIES}.")
-    async def deliveries(self, info: strawberry.Info, first: int = 50) -> list[WebhookDelivery]:
+    async def deliveries(self, info: strawberry.Info, first: int = 20) -> list[WebhookDelivery]:
         if not 1 <= first <= MAX_DELIVERIES:
             raise BadRequest(f"first must be between 1 and {MAX_DELIVERIES}.")
         records = await info.context.notifications.list_deliveries(int(self.id), limit=first)
