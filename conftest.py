@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devstack.testing import LiveServer
 from gateway.app import create_app as create_gateway_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
@@ -24,7 +25,6 @@ from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.sync import run_sync
-from servicekit.testing import LiveServer
 from web.app import create_app as create_web_app
 from web.settings import WebSettings
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from devstack.testing import log_events
 from payments.processor import ProcessorUnreachable, SimulatedProcessor
-from servicekit.testing import log_events
 
 
 class FlakyProcessor(SimulatedProcessor):
