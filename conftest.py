@@ -28,7 +28,7 @@ from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.sync import run_sync
-from servicekit.testing import LiveServer, log_events
+from devstack.testing import LiveServer, log_events
 from web.app import create_app as create_web_app
 from web.settings import WebSettings
 

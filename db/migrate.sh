@@ -3,4 +3,4 @@
 # for someone without the Taskfile. With no DATABASE_URL it uses the embedded PostgreSQL under .data/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec uv run lockstock-db migrate "$@"
+exec uv run lockstock-dev migrate "$@"

@@ -19,8 +19,8 @@ import pytest
 
 from admin.app import create_app
 from admin.settings import AdminSettings
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer, screenshot_dir
+from devstack.embedded import free_port
+from devstack.testing import LiveServer, screenshot_dir
 
 SCREENSHOTS = screenshot_dir(Path(__file__).resolve().parents[2])
 

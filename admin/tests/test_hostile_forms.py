@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 
 from admin.app import create_app
 from admin.settings import AdminSettings
-from servicekit.hostile import hostile_forms
+from devstack.hostile import hostile_forms
+from devstack.testing import LiveServer, query_row
 from servicekit.sync import run_sync
-from servicekit.testing import LiveServer, query_row
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SNAPSHOT = (

@@ -2,8 +2,8 @@ import httpx
 
 from admin.app import create_app
 from admin.settings import AdminSettings
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from devstack.embedded import free_port
+from devstack.testing import LiveServer
 
 
 def test_the_admin_is_ready_when_the_gateway_answers(admin_ui_url):

@@ -9,7 +9,7 @@ from pathlib import Path
 from bench import load, report
 from bench.load import HttpTarget, OrderCounter
 from bench.system import run_sql
-from servicekit.embedded import EmbeddedPostgres
+from devstack.embedded import EmbeddedPostgres
 
 
 def test_the_pgbench_script_is_place_order_itself() -> None:

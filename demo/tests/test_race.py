@@ -110,7 +110,7 @@ def test_json_output_parses_and_tells_the_last_mug_story(
 
 
 def test_an_unreachable_system_exits_2_and_says_how_to_start_it(capsys: pytest.CaptureFixture[str]) -> None:
-    from servicekit.embedded import free_port
+    from devstack.embedded import free_port
 
     port = free_port()
     code = race.main(["--database-url", f"postgresql://postgres@127.0.0.1:{port}/lockstock"])

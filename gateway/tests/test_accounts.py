@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from devstack.devadmin import prepare_dev_gateway
 from gateway import admin
-from gateway.devsetup import prepare_dev_gateway
 from gateway.settings import GatewaySettings
 
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token errors { code } } }"

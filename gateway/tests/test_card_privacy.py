@@ -15,9 +15,9 @@ import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicekit.testing import LiveServer
 
 from .test_e2e import AUTHORIZE, DECLINED_CARD, NO_FUNDS_CARD, place
 

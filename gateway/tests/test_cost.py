@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from admin import gateway as admin_gateway
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicekit.testing import LiveServer
+from devstack.testing import LiveServer
 from web import gateway as web_gateway
 
 from .conftest import Gql, error_codes

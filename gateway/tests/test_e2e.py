@@ -10,12 +10,12 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.testing import LiveServer, wait_until
 from gateway.app import create_app
 from gateway.order_tokens import OrderTokens
 from gateway.settings import GatewaySettings
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
-from servicekit.testing import LiveServer, wait_until
 
 from .conftest import Gql
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
-from servicekit.testing import LiveServer
 
 from .conftest import Gql, error_codes
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.hostile import hostile_json_requests
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicekit.db import plain_url
-from servicekit.hostile import hostile_json_requests
 from servicekit.sync import run_sync
-from servicekit.testing import LiveServer
 
 from .conftest import Gql, error_codes
 

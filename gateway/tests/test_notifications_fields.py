@@ -16,7 +16,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicekit.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, wait_until
 
 from .conftest import Gql, error_codes
 
@@ -382,7 +382,7 @@ async def test_a_sales_range_of_366_days_and_of_one_day_are_answered(gql: Gql, a
 async def test_a_worker_that_is_down_is_service_unavailable_and_leaves_the_gateway_ready(
     gql: Gql, admin_token: str, gateway_settings: GatewaySettings, http: httpx.AsyncClient
 ) -> None:
-    from servicekit.embedded import free_port
+    from devstack.embedded import free_port
 
     down = gateway_settings.model_copy(update={"notifications_url": f"http://127.0.0.1:{free_port()}"})
     with LiveServer(create_app(down)) as server:

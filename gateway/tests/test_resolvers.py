@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.order_tokens import OrderTokens
 from gateway.settings import GatewaySettings
-from servicekit.testing import LiveServer
 
 from .conftest import Gql, error_codes
 

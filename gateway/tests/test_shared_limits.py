@@ -12,10 +12,10 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from devstack.redisserver import REDIS_SERVER, RedisServer
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicekit.redisserver import REDIS_SERVER, RedisServer
-from servicekit.testing import LiveServer
 
 from .conftest import error_codes
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.embedded import free_port
 from lockstock_db.database import SERVICE_ROLES
-from servicekit.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.pgbouncer import PGBOUNCER, PgBouncer
+from devstack.testing import LiveServer
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import create_engine
-from servicekit.pgbouncer import PGBOUNCER, PgBouncer
-from servicekit.testing import LiveServer
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from devstack.pgbouncer import PgBouncer
 from orders.settings import OrdersSettings
 from servicekit.db import create_engine, plain_url
-from servicekit.pgbouncer import PgBouncer
 
 ORDERS_TESTS = Path(__file__).resolve().parents[2] / "services" / "orders" / "tests"
 

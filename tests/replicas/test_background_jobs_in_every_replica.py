@@ -33,6 +33,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.embedded import free_port
+from devstack.pgbouncer import PGBOUNCER, PgBouncer
+from devstack.testing import LiveServer, wait_until
 from orders.app import create_app as create_orders_app
 from orders.expiry import sweep_expired
 from orders.payments import HttpPaymentsClient, RetryPolicy
@@ -42,10 +45,7 @@ from payments.app import create_app as create_payments_app
 from payments.processor import SimulatedProcessor
 from payments.settings import PaymentsSettings
 from servicekit.db import create_engine
-from servicekit.embedded import free_port
 from servicekit.idempotency import IdempotencyStore
-from servicekit.pgbouncer import PGBOUNCER, PgBouncer
-from servicekit.testing import LiveServer, wait_until
 
 EXPIRED = 300
 HAVE_PGBOUNCER = os.path.exists(PGBOUNCER)

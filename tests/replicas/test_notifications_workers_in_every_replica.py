@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from servicekit.testing import wait_until
+from devstack.testing import wait_until
 
 
 def _notifications_test_helpers() -> Any:

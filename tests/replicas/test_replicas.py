@@ -1,4 +1,4 @@
-"""`task up` with replicas: the plan `lockstock-db up` runs for LOCKSTOCK_REPLICAS=2, started for real.
+"""`task up` with replicas: the plan `lockstock-dev up` runs for LOCKSTOCK_REPLICAS=2, started for real.
 
 Two processes of each of inventory, orders, payments and the gateway under honcho, behind a real haproxy
 (Debian's), with the gateways sharing their limits in a real Redis; then orders placed through both orders
@@ -20,10 +20,10 @@ import asyncpg
 import httpx
 import pytest
 
-from lockstock_db import replicas
+from devstack import replicas
+from devstack.embedded import free_port
+from devstack.redisserver import REDIS_SERVER, RedisServer
 from lockstock_db.credentials import credential_environment
-from servicekit.embedded import free_port
-from servicekit.redisserver import REDIS_SERVER, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("inventory", "orders", "payments", "gateway")
@@ -210,7 +210,7 @@ def test_task_up_runs_the_replica_procfile_with_a_shared_redis(
 ) -> None:
     if not (os.path.exists(replicas.HAPROXY) and os.path.exists(REDIS_SERVER)):
         pytest.skip("needs haproxy and redis-server")
-    from lockstock_db import cli
+    from devstack import cli
 
     monkeypatch.setattr(cli, "DATA_DIR", tmp_path)
     monkeypatch.chdir(ROOT)
@@ -232,6 +232,6 @@ def test_task_up_runs_the_replica_procfile_with_a_shared_redis(
 
 
 def port_free(port: int) -> bool:
-    from servicekit.embedded import port_is_open
+    from devstack.embedded import port_is_open
 
     return not port_is_open(port)

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from devstack.embedded import free_port
+from devstack.testing import LiveServer
 from web.app import create_app
 from web.settings import WebSettings
 

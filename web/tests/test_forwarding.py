@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from servicekit.testing import LiveServer
+from devstack.testing import LiveServer
 from web.app import create_app
 from web.settings import WebSettings
 

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from servicekit.hostile import hostile_forms
-from servicekit.testing import LiveServer, query_row
+from devstack.hostile import hostile_forms
+from devstack.testing import LiveServer, query_row
 from web.app import create_app
 from web.settings import WebSettings
 

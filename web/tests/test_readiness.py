@@ -1,7 +1,7 @@
 import httpx
 
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer
+from devstack.embedded import free_port
+from devstack.testing import LiveServer
 from web.app import create_app
 from web.settings import WebSettings
 

@@ -17,13 +17,13 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.embedded import free_port
+from devstack.testing import LiveServer, screenshot_dir, wait_until
 from gateway.app import create_app as create_gateway_app
 from gateway.settings import GatewaySettings
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
 from servicekit.db import plain_url
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer, screenshot_dir, wait_until
 from web.app import create_app
 from web.checkout import CARD_FIELD, CUSTOMER_FIELDS, TEST_CARDS
 from web.settings import WebSettings

@@ -19,10 +19,10 @@ from typing import Any
 import asyncpg
 import httpx
 
+from devstack.embedded import EmbeddedPostgres, free_port
 from lockstock_db import database
 from lockstock_db.credentials import CALLING_APPS, credential_environment
 from servicekit.db import plain_url
-from servicekit.embedded import EmbeddedPostgres, free_port
 
 
 async def sql(url: str, *statements: str) -> list[Any]:

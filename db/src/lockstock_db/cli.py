@@ -1,142 +1,45 @@
-"""lockstock-db: migrate, seed, reset, and `up` (database + every app, for `task up`).
+"""lockstock-db: migrate, seed, reset, url and set-role-passwords against the server in DATABASE_URL.
 
-With DATABASE_URL set, every command uses that server (the URL's role must be able to create schemas and
-roles). Without it, they use the embedded PostgreSQL kept under .data/ on port LOCKSTOCK_PG_PORT (54329).
+DATABASE_URL's role must be able to create schemas and roles. This is what the migrate job of the
+production images runs; on a developer machine `task db:migrate` (and the rest) run the same commands
+through `lockstock-dev`, which supplies the embedded PostgreSQL under .data/ when DATABASE_URL is unset.
 """
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from lockstock_db import database, replicas
-from lockstock_db.credentials import credential_environment, service_credentials
-from servicekit.embedded import EmbeddedPostgres
+from lockstock_db import database
 
-DATA_DIR = Path(os.environ.get("LOCKSTOCK_DATA_DIR", ".data"))
-PG_PORT = int(os.environ.get("LOCKSTOCK_PG_PORT", "54329"))
-DATABASE_NAME = "lockstock"
-
-APP_URLS = {
-    "inventory": "http://127.0.0.1:8001",
-    "orders": "http://127.0.0.1:8002",
-    "payments": "http://127.0.0.1:8003",
-    "notifications": "http://127.0.0.1:8004",
-    "mailsink": "smtp://127.0.0.1:8025 (each email is printed in the mailsink lines)",
-    "gateway": "http://127.0.0.1:8000/graphql",
-    "web shop": "http://127.0.0.1:8080",
-    "admin": "http://127.0.0.1:8081",
+# The commands that work on a database, in the order `--help` lists them, with their help.
+COMMANDS = {
+    "migrate": "apply every migration",
+    "seed": "insert the demo catalogue (safe to rerun)",
+    "reset": "drop all lockstock schemas, migrate and seed again",
+    "url": "print the superuser URL of the lockstock database",
+    "set-role-passwords": (
+        "set each service role's password from <SERVICE>_DB_PASSWORD (e.g. ORDERS_DB_PASSWORD)"
+    ),
 }
 
 
-@contextmanager
-def admin_database(*, keep_running: bool = False) -> Iterator[str]:
-    """Yield a superuser URL of the lockstock database: DATABASE_URL's, or the embedded one's.
-
-    An embedded server this process started is stopped on exit (unless ``keep_running``); one that was
-    already running (another `task up`) is left alone.
-    """
-    if url := os.environ.get("DATABASE_URL"):
-        yield url
-        return
-    server = EmbeddedPostgres(DATA_DIR / "pg", PG_PORT)
-    was_running = server.is_running()
-    server_url = server.start()
-    try:
-        yield database.ensure_database(server_url, DATABASE_NAME)
-    finally:
-        if not was_running and not keep_running:
-            server.stop()
-
-
-def _app_environment(admin_url: str) -> dict[str, str]:
-    passwords = database.role_passwords(DATA_DIR / "role-passwords.json")
-    database.apply_role_passwords(admin_url, passwords)
-    env = dict(os.environ)
-    for service, url in database.service_database_urls(admin_url, passwords).items():
-        env.setdefault(f"{service.upper()}_DATABASE_URL", url)
-    env.setdefault("LOCKSTOCK_ADMIN_DATABASE_URL", admin_url)
-    env.setdefault("LOCKSTOCK_DATA_DIR", str(DATA_DIR.resolve()))
-    # The worker mails the Procfile's local sink, and may call webhook receivers on this machine.
-    env.setdefault("NOTIFICATIONS_SMTP_URL", "smtp://127.0.0.1:8025")
-    env.setdefault("NOTIFICATIONS_WEBHOOKS_ALLOW_PRIVATE", "true")
-    env.setdefault("NOTIFICATIONS_ADMIN_EMAIL", "admin@lockstock.local")
-    # Each app's own credential and the ones it accepts (docs/adr/0007); the demo reads the same file.
-    tokens = service_credentials(DATA_DIR / "service-credentials.json")
-    for name, value in credential_environment(tokens).items():
-        env.setdefault(name, value)
-    return env
-
-
-def _gateway_dev_environment(env: dict[str, str]) -> dict[str, str]:
-    """The gateway's JWT secret and a dev admin with a generated password, made once under .data/ (the
-    gateway package owns the logic). An explicit GATEWAY_JWT_SECRET in the environment wins."""
-    from gateway.devsetup import prepare_dev_gateway
-
-    extra = prepare_dev_gateway(DATA_DIR, env["GATEWAY_DATABASE_URL"])
-    return {name: value for name, value in extra.items() if name not in env}
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def up() -> int:
-    """Database, migrations, seed data, then every app under honcho until Ctrl-C (or SIGTERM)."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    with admin_database() as admin_url:
-        print(f"database   {admin_url}", flush=True)
+def run(command: str, admin_url: str) -> int:
+    """Run one of COMMANDS against ``admin_url`` (a superuser URL of the lockstock database)."""
+    if command == "migrate":
+        database.migrate(admin_url)
+    elif command == "seed":
+        database.seed(admin_url)
+    elif command == "reset":
+        database.reset(admin_url)
         database.migrate(admin_url)
         database.seed(admin_url)
-        env = _app_environment(admin_url)
-        env |= _gateway_dev_environment(env)
-        with replica_run(env) as procfile:
-            print("\nlockstock is starting; Ctrl-C stops everything.\n", flush=True)
-            for name, url in APP_URLS.items():
-                if _in_procfile(name.split()[0]):
-                    print(f"  {name:<10} {url}", flush=True)
-            print(flush=True)
-            honcho = subprocess.Popen(["honcho", "start", "-f", str(procfile)], env=env)
-            try:
-                return honcho.wait()
-            except KeyboardInterrupt:
-                honcho.send_signal(signal.SIGINT)
-                honcho.wait()
-                print("\nlockstock stopped.", flush=True)
-                return 0
-
-
-@contextmanager
-def replica_run(env: dict[str, str]) -> Iterator[Path]:
-    """The Procfile to run: the plain one, or with LOCKSTOCK_REPLICAS=N every app N times behind haproxy,
-    the gateways sharing their limits in a Redis of their own (unless GATEWAY_RATE_LIMIT_STORAGE_URI is
-    set)."""
-    count = replicas.replicas_from_env()
-    if count == 1:
-        yield Path("Procfile")
-        return
-    procfile = replicas.write(DATA_DIR, Path("Procfile"), count)
-    print(f"replicas   {count} of every app behind haproxy ({DATA_DIR / 'haproxy.cfg'})", flush=True)
-    if "GATEWAY_RATE_LIMIT_STORAGE_URI" in env:
-        yield procfile
-        return
-    from servicekit.redisserver import RedisServer
-
-    with RedisServer() as redis:
-        env["GATEWAY_RATE_LIMIT_STORAGE_URI"] = redis.url
-        print(f"limits     shared by the gateways in {redis.url}", flush=True)
-        yield procfile
-
-
-def _in_procfile(name: str) -> bool:
-    procfile = Path("Procfile")
-    return procfile.exists() and any(
-        line.split(":", 1)[0].strip() == name for line in procfile.read_text().splitlines()
-    )
+    elif command == "url":
+        print(admin_url)
+    elif command == "set-role-passwords":
+        return set_role_passwords_from_env(admin_url)
+    else:
+        raise ValueError(f"unknown command {command!r}")
+    return 0
 
 
 def set_role_passwords_from_env(admin_url: str) -> int:
@@ -151,38 +54,30 @@ def set_role_passwords_from_env(admin_url: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lockstock-db", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parser(
+    prog: str, description: str | None, extra: dict[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """The command line of COMMANDS and ``extra`` ones (lockstock-dev adds `up`)."""
+    result = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply every migration")
-    sub.add_parser("seed", help="insert the demo catalogue (safe to rerun)")
-    sub.add_parser("reset", help="drop all lockstock schemas, migrate and seed again")
-    sub.add_parser("up", help="start the database and every app (what `task up` runs)")
-    sub.add_parser("url", help="print the superuser URL of the lockstock database")
-    sub.add_parser(
-        "set-role-passwords",
-        help="set each service role's password from <SERVICE>_DB_PASSWORD (e.g. ORDERS_DB_PASSWORD)",
-    )
-    args = parser.parse_args(argv)
+    sub = result.add_subparsers(dest="command", required=True)
+    for name, help_text in (COMMANDS | (extra or {})).items():
+        sub.add_parser(name, help=help_text)
+    return result
 
-    if args.command == "up":
-        return up()
-    with admin_database() as admin_url:
-        if args.command == "migrate":
-            database.migrate(admin_url)
-        elif args.command == "seed":
-            database.seed(admin_url)
-        elif args.command == "reset":
-            database.reset(admin_url)
-            database.migrate(admin_url)
-            database.seed(admin_url)
-        elif args.command == "url":
-            print(admin_url)
-        elif args.command == "set-role-passwords":
-            return set_role_passwords_from_env(admin_url)
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser("lockstock-db", __doc__).parse_args(argv)
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        print(
+            "lockstock-db: set DATABASE_URL to a superuser URL of the lockstock database"
+            " (on a developer machine, `task db:migrate` and friends use the embedded one)",
+            file=sys.stderr,
+        )
+        return 2
+    return run(args.command, url)
 
 
 if __name__ == "__main__":

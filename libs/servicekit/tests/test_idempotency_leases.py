@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.responses import JSONResponse, Response
 
+from devstack.testing import LiveServer, wait_until
 from orders.settings import OrdersSettings
 from payments.settings import PaymentsSettings
 from servicekit.db import asyncpg_url, plain_url
 from servicekit.errors import install_error_handlers
 from servicekit.idempotency import Claim, IdempotencyStore, LeaseTooLong, StoredResponse, run_idempotently
-from servicekit.testing import LiveServer, wait_until
 
 LEASE = timedelta(milliseconds=300)
 TABLE = "public.lease_test_keys"

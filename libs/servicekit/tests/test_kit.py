@@ -9,7 +9,7 @@ from servicekit.app import create_service_app
 from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.settings import DatabaseSettings
-from servicekit.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, wait_until
 
 KIT_TOKEN = "kit-test-caller-token"
 AS_KIT_CALLER = {"Authorization": f"Bearer {KIT_TOKEN}"}

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
 
+from devstack.testing import LiveServer
 from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
-from servicekit.testing import LiveServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -24,7 +24,7 @@ from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
-from servicekit.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, wait_until
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 GATEWAY_TOKEN = "tracing-test-gateway-token"

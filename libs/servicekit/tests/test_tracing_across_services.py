@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from servicekit.metrics import instrument_app
-from servicekit.testing import LiveServer
+from devstack.testing import LiveServer
 from servicekit.tracing import setup_tracing
 
 gateway_app = pytest.importorskip("gateway.app", reason="the gateway has not arrived yet")

@@ -5,14 +5,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.app import create_app
-from inventory.settings import InventorySettings
-from servicekit.testing import (
+from devstack.testing import (
     forged_credential_names,
     forged_credentials,
     guarded_routes,
     schema_fingerprint,
 )
+from inventory.app import create_app
+from inventory.settings import InventorySettings
 
 ROUTES = guarded_routes(create_app(InventorySettings()))
 # Bodies the write routes would accept from the gateway (the positive control below proves they do).

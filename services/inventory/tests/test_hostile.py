@@ -9,10 +9,10 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.hostile import assert_refused_well, fuzz_hostile_json
+from devstack.testing import LiveServer, closed_port_database_url, query_row
 from inventory.app import create_app
 from inventory.settings import InventorySettings
-from servicekit.hostile import assert_refused_well, fuzz_hostile_json
-from servicekit.testing import LiveServer, closed_port_database_url, query_row
 
 SNAPSHOT = (
     "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0) FROM inventory.products"

@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devstack.embedded import free_port
+from devstack.testing import LiveServer, wait_for_port, wait_until
 from notifications.app import create_app
 from notifications.clock import Clock
 from notifications.settings import NotificationsSettings
 from servicekit.db import plain_url
-from servicekit.embedded import free_port
-from servicekit.testing import LiveServer, wait_for_port, wait_until
 
 # Ids far above any real order's or product's, so these events never meet another test's.
 _ids = itertools.count(random.randint(10**12, 2 * 10**12) * 1000)

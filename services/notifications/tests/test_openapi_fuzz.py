@@ -1,4 +1,4 @@
-from servicekit.testing import fuzz_openapi
+from devstack.testing import fuzz_openapi
 
 
 async def test_no_generated_request_makes_notifications_fail_or_break_its_contract(

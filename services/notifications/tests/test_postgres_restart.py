@@ -8,9 +8,9 @@ from pathlib import Path
 
 import asyncpg
 
+from devstack.embedded import EmbeddedPostgres, free_port
 from lockstock_db import database
 from servicekit.db import plain_url
-from servicekit.embedded import EmbeddedPostgres, free_port
 
 
 async def test_every_effect_happens_once_across_a_postgres_restart(

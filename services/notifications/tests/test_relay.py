@@ -11,8 +11,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from servicekit.embedded import free_port
-from servicekit.testing import wait_for_port
+from devstack.embedded import free_port
+from devstack.testing import wait_for_port
 
 
 @pytest.fixture

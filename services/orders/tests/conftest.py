@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.testing import LiveServer
 from notifications.events import CATALOGUE
 from orders.app import create_app as create_orders_app
 from orders.expiry import sweep_expired
@@ -24,7 +25,6 @@ from orders.settings import OrdersSettings
 from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import create_engine
-from servicekit.testing import LiveServer
 
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devstack.testing import LiveServer
 from orders import service
 from orders.app import create_app
 from orders.batcher import OrderBatcher
@@ -23,7 +24,6 @@ from orders.errors import InsufficientStock
 from orders.repository import Placement
 from orders.schemas import OrderLineIn
 from orders.settings import OrdersSettings
-from servicekit.testing import LiveServer
 
 RESERVATION_S = 900.0
 

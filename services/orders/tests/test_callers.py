@@ -6,13 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders.app import create_app
-from orders.settings import OrdersSettings
-from servicekit.testing import (
+from devstack.testing import (
     forged_credential_names,
     forged_credentials,
     guarded_routes,
 )
+from orders.app import create_app
+from orders.settings import OrdersSettings
 
 ROUTES = guarded_routes(create_app(OrdersSettings()))
 CARD = "4242424242424242"

@@ -399,10 +399,10 @@ def luhn_card(prefix: str = "4", length: int = 16) -> str:
 def orders_without_payments(service_database_urls, credential_settings):
     """An orders app whose payments is gone. Module-scoped on purpose: an app made inside a capfd test would
     bind the process-wide log stream to capfd's file, which closes when that test ends."""
+    from devstack.embedded import free_port
+    from devstack.testing import LiveServer
     from orders.app import create_app
     from orders.settings import OrdersSettings
-    from servicekit.embedded import free_port
-    from servicekit.testing import LiveServer
 
     settings = OrdersSettings(
         database_url=service_database_urls["orders"],

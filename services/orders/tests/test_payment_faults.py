@@ -21,9 +21,9 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from devstack.embedded import free_port
+from devstack.testing import wait_for_port, wait_until
 from payments.processor import SimulatedProcessor
-from servicekit.embedded import free_port
-from servicekit.testing import wait_for_port, wait_until
 
 GOOD_CARD = "4242 4242 4242 4242"
 # Each call to payments times out after 0.5 s and all retries together after 1 s; a processor taking

@@ -18,11 +18,11 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.embedded import EmbeddedPostgres, free_port
+from devstack.testing import LiveServer, wait_until
 from lockstock_db import database
 from orders.app import create_app
 from orders.settings import OrdersSettings
-from servicekit.embedded import EmbeddedPostgres, free_port
-from servicekit.testing import LiveServer, wait_until
 
 STOCK = 100_000
 PRODUCTS = 3

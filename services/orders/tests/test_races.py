@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from servicekit.testing import wait_until
+from devstack.testing import wait_until
 
 ROUNDS = 20
 
@@ -15,11 +15,11 @@ ROUNDS = 20
 def slow_pair(service_database_urls, credential_settings):
     """Payments whose processor takes 50 ms a call (so the racing requests really overlap), and an orders app
     of its own in front of it."""
+    from devstack.testing import LiveServer
     from orders.app import create_app as create_orders_app
     from orders.settings import OrdersSettings
     from payments.app import create_app as create_payments_app
     from payments.settings import PaymentsSettings
-    from servicekit.testing import LiveServer
 
     payments = create_payments_app(
         PaymentsSettings(
@@ -110,11 +110,11 @@ async def test_authorize_racing_expiry(
 ):
     """Reservations of one second, authorizations sent around the deadline, a sweeper every 50 ms in the app
     and a second one in the test: each order ends AUTHORIZED or EXPIRED, and an expired one holds no money."""
+    from devstack.testing import LiveServer
     from orders.app import create_app as create_orders_app
     from orders.settings import OrdersSettings
     from payments.app import create_app as create_payments_app
     from payments.settings import PaymentsSettings
-    from servicekit.testing import LiveServer
 
     payments = create_payments_app(
         PaymentsSettings(
@@ -209,9 +209,9 @@ async def test_two_sweepers_racing_restock_each_expired_order_exactly_once(
 async def test_the_app_sweeps_expired_reservations_by_itself(
     service_database_urls, credential_settings, payments_url, api, db, make_product
 ):
+    from devstack.testing import LiveServer
     from orders.app import create_app as create_orders_app
     from orders.settings import OrdersSettings
-    from servicekit.testing import LiveServer
 
     product = await make_product(stock=5)
     settings = OrdersSettings(

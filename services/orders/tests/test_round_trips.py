@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
+from devstack.testing import LiveServer
 from orders.app import create_app
 from orders.settings import OrdersSettings
-from servicekit.testing import LiveServer
 
 
 @pytest.fixture(scope="module", params=["batched", "single"])

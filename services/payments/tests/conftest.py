@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.testing import LiveServer
 from payments.app import create_app
 from payments.processor import SimulatedProcessor
 from payments.settings import PaymentsSettings
-from servicekit.testing import LiveServer
 
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.app import create_app
-from payments.settings import PaymentsSettings
-from servicekit.testing import (
+from devstack.testing import (
     forged_credential_names,
     forged_credentials,
     guarded_routes,
     schema_fingerprint,
 )
+from payments.app import create_app
+from payments.settings import PaymentsSettings
 
 ROUTES = guarded_routes(create_app(PaymentsSettings()))
 WRITES = [route for route in ROUTES if route[0] != "GET"]

@@ -3,7 +3,7 @@ every payments table and in every log line, after the paths that write or log th
 capture, refund, void, refusals, a silent processor and a processor that crashes)."""
 
 from payments.processor import ProcessorUnreachable, SimulatedProcessor
-from servicekit.testing import log_events
+from devstack.testing import log_events
 
 
 class FlakyProcessor(SimulatedProcessor):

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.hostile import fuzz_hostile_json
+from devstack.testing import LiveServer, closed_port_database_url, query_row
 from payments.app import create_app
 from payments.settings import PaymentsSettings
-from servicekit.hostile import fuzz_hostile_json
-from servicekit.testing import LiveServer, closed_port_database_url, query_row
 
 # Rows a refusal must not add. A final refusal (a decline, an exceeded refund) is stored under its key by
 # design; a claim left in flight would be a leak.

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.testing import LiveServer, wait_until
 from payments.app import create_app
 from payments.processor import ProcessorUnreachable, SimulatedProcessor
 from payments.settings import PaymentsSettings
 from servicekit.idempotency import fingerprint
-from servicekit.testing import LiveServer, wait_until
 
 
 async def payment_row(db, payment_id: int):

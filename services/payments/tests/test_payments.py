@@ -8,11 +8,11 @@ import threading
 import httpx
 import pytest
 
+from devstack.testing import LiveServer, wait_until
 from payments.app import create_app
 from payments.processor import SimulatedProcessor
 from payments.schemas import MAX_AMOUNT_CENTS
 from payments.settings import PaymentsSettings
-from servicekit.testing import LiveServer, wait_until
 
 PAYMENT_FIELDS = {
     "payment_id",

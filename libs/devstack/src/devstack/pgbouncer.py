@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from servicekit.embedded import SYSTEM_USER, EmbeddedPostgres, free_port
-from servicekit.serverprocess import ServerProcess
+from devstack.embedded import SYSTEM_USER, EmbeddedPostgres, free_port
+from devstack.serverprocess import ServerProcess
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 ADMIN_USER = "pgbouncer_admin"

@@ -5,8 +5,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from servicekit.embedded import free_port
-from servicekit.serverprocess import ServerProcess
+from devstack.embedded import free_port
+from devstack.serverprocess import ServerProcess
 
 REDIS_SERVER = "/usr/bin/redis-server"
 

@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with ``-p servicekit.testing``): a real PostgreSQL per test run, and live servers.
+"""pytest plugin (loaded with ``-p devstack.testing``): a real PostgreSQL per test run, and live servers.
 
 - ``postgres_admin_url``: a superuser URL to a throwaway embedded PostgreSQL, or to ``TEST_DATABASE_URL``'s
   server when that is set. Either way each run works in a database of its own, dropped at the end.
@@ -24,8 +24,8 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from devstack.embedded import EmbeddedPostgres, free_port
 from servicekit.db import plain_url, with_database
-from servicekit.embedded import EmbeddedPostgres, free_port
 from servicekit.sync import run_sync
 
 

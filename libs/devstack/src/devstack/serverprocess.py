@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from servicekit.embedded import port_is_open
+from devstack.embedded import port_is_open
 
 
 class ServerProcess:
