@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import structlog
 
+from devstack.testing import LiveServer, log_events
 from gateway.app import create_app as create_gateway_app
 from gateway.auth import create_account
 from gateway.settings import GatewaySettings
@@ -28,7 +29,6 @@ from payments.app import create_app as create_payments_app
 from payments.settings import PaymentsSettings
 from servicekit.db import plain_url
 from servicekit.sync import run_sync
-from devstack.testing import LiveServer, log_events
 from web.app import create_app as create_web_app
 from web.settings import WebSettings
 

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from admin import gateway as admin_gateway
+from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from devstack.testing import LiveServer
 from web import gateway as web_gateway
 
 from .conftest import Gql, error_codes

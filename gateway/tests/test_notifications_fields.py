@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.testing import LiveServer, wait_until
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from devstack.testing import LiveServer, wait_until
 
 from .conftest import Gql, error_codes
 

@@ -5,11 +5,11 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy import text
 
+from devstack.testing import LiveServer, wait_until
 from servicekit.app import create_service_app
 from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.settings import DatabaseSettings
-from devstack.testing import LiveServer, wait_until
 
 KIT_TOKEN = "kit-test-caller-token"
 AS_KIT_CALLER = {"Authorization": f"Bearer {KIT_TOKEN}"}

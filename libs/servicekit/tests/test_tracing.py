@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devstack.testing import LiveServer, wait_until
 from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
 from servicekit.app import create_service_app
-from devstack.testing import LiveServer, wait_until
 from servicekit.tracing import OTLP_ENDPOINT_ENV
 
 GATEWAY_TOKEN = "tracing-test-gateway-token"

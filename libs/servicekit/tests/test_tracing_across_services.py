@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from servicekit.metrics import instrument_app
 from devstack.testing import LiveServer
+from servicekit.metrics import instrument_app
 from servicekit.tracing import setup_tracing
 
 gateway_app = pytest.importorskip("gateway.app", reason="the gateway has not arrived yet")

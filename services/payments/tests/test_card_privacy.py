@@ -2,8 +2,8 @@
 every payments table and in every log line, after the paths that write or log the most (authorize, decline,
 capture, refund, void, refusals, a silent processor and a processor that crashes)."""
 
-from payments.processor import ProcessorUnreachable, SimulatedProcessor
 from devstack.testing import log_events
+from payments.processor import ProcessorUnreachable, SimulatedProcessor
 
 
 class FlakyProcessor(SimulatedProcessor):
