@@ -86,9 +86,10 @@ async def test_orders_that_stay_above_or_start_below_write_nothing(orders, db, p
     assert await product_events(db, above) == []
     assert await product_events(db, none) == []
 
-    await orders.place(above, 2)  # 2: crossed
-    await orders.place(above, 1)  # 1: already low
-    assert [(t, d["stock_qty"]) for t, d in await product_events(db, above)] == [("stock.low", 2)]
+    await orders.place(above, 1)  # 3: crossed, at the threshold itself
+    await orders.place(above, 1)  # 2: already low (it started at the threshold, not above it)
+    await orders.place(above, 2)  # 0
+    assert [(t, d["stock_qty"]) for t, d in await product_events(db, above)] == [("stock.low", 3)]
 
 
 async def test_a_cancel_that_restocks_above_the_threshold_writes_stock_restored_once(
@@ -152,6 +153,12 @@ async def test_a_batch_writes_one_stock_low_for_the_product_it_takes_across(
     ]
     assert await product_events(db, pen) == []
     assert await product_events(db, cup) == []
+
+    # A batch that starts at the threshold (or below) writes nothing: the crossing was the earlier one's.
+    mug = await product_with_threshold(stock=10, threshold=4)
+    await batcher.place_batch([Placement([(mug, 3)], None, None), Placement([(mug, 3)], None, None)])  # 4
+    await batcher.place_batch([Placement([(mug, 1)], None, None), Placement([(mug, 1)], None, None)])  # 2
+    assert [(t, d["stock_qty"]) for t, d in await product_events(db, mug)] == [("stock.low", 4)]
     # and in the batch's own transaction: one commit for the orders and the event
     xmins = await db.fetch(
         "SELECT DISTINCT xmin::text FROM outbox.events WHERE aggregate = 'product' AND aggregate_id = $1"
