@@ -48,7 +48,8 @@ async def inventory(inventory_url, as_gateway):
 
 async def product_event_ids(db, product_id: int) -> list[str]:
     rows = await db.fetch(
-        "SELECT event_id::text FROM outbox.events WHERE aggregate = 'product' AND aggregate_id = $1 ORDER BY id",
+        "SELECT event_id::text FROM outbox.events WHERE aggregate = 'product' AND aggregate_id = $1"
+        " ORDER BY id",
         product_id,
     )
     return [row["event_id"] for row in rows]
