@@ -221,6 +221,7 @@ def test_an_admin_creates_a_product_and_it_appears_in_the_web_shop(
         "name": name,
         "price_cents": 1250,
         "stock_qty": 7,
+        "low_stock_threshold": None,
     }
 
     # Edit: a negative price is refused next to the field; then a real change goes through.
@@ -231,6 +232,18 @@ def test_an_admin_creates_a_product_and_it_appears_in_the_web_shop(
     page.get_by_role("textbox", name="Price").fill("14.99")
     page.get_by_role("button", name="Save changes").click()
     assert page.get_by_role("status").inner_text() == f"Saved “{name}”."
+
+    # The low-stock threshold: a bad one gets its message next to the field and is not saved; then one is.
+    page.get_by_label("Low-stock alert at").fill("-3")
+    page.get_by_role("button", name="Save changes").click()
+    assert page.locator("#threshold-error").inner_text() == "Must be at least 0."
+    assert get_product(inventory_url, product_id)["low_stock_threshold"] is None
+    page.get_by_label("Low-stock alert at").fill("5")
+    page.get_by_role("button", name="Save changes").click()
+    assert page.get_by_role("status").inner_text() == f"Saved “{name}”."
+    assert page.get_by_label("Low-stock alert at").input_value() == "5"
+    assert "low-stock alert at 5" in page.locator(".heading .muted").inner_text()
+    assert get_product(inventory_url, product_id)["low_stock_threshold"] == 5
 
     # Stock: set, then add, then a removal below zero is refused next to the field.
     page.get_by_label("Set the stock to").check()
@@ -475,6 +488,7 @@ def test_a_form_posted_without_a_csrf_token_is_refused_and_changes_nothing(
         "name": name,
         "price_cents": 3000,
         "stock_qty": 3,
+        "low_stock_threshold": None,
     }
     assert httpx.get(f"{orders_url}/orders/{order_id}", headers=AS_GATEWAY).json()["status"] == "PENDING"
 

@@ -18,7 +18,8 @@ from servicekit.sync import run_sync
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SNAPSHOT = (
-    "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0) FROM inventory.products"
+    "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0),"
+    " coalesce(sum(low_stock_threshold), 0), count(low_stock_threshold) FROM inventory.products"
 )
 
 
@@ -125,7 +126,7 @@ def test_hostile_admin_forms_get_a_4xx_page_and_change_nothing(
     admin: httpx.Client, product_id: int, migrated_admin_url: str, form: str
 ) -> None:
     path, valid = {
-        "edit": (f"/products/{product_id}", {"name": "Hostile", "price": "10.00"}),
+        "edit": (f"/products/{product_id}", {"name": "Hostile", "price": "10.00", "threshold": "5"}),
         "stock": (f"/products/{product_id}/stock", {"mode": "add", "quantity": "0"}),
         "new": ("/products/new", {"name": "Hostile new", "price": "1.00", "stock": "1"}),
     }[form]

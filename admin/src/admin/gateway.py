@@ -67,6 +67,7 @@ class Product:
     name: str
     price_cents: int
     stock_qty: int
+    low_stock_threshold: int | None = None  # stock at or below it opens a low-stock alert
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class OrderResult:
     errors: list[UserError]
 
 
-_PRODUCT = "id name priceCents stockQty"
+_PRODUCT = "id name priceCents stockQty lowStockThreshold"
 _ORDER_SUMMARY = (
     "id status totalCents paymentFailureCode paymentAttempts createdAt updatedAt customer { email }"
 )
@@ -191,6 +192,7 @@ def _product(data: dict[str, Any]) -> Product:
         name=data["name"],
         price_cents=int(data["priceCents"]),
         stock_qty=int(data["stockQty"]),
+        low_stock_threshold=None if data.get("lowStockThreshold") is None else int(data["lowStockThreshold"]),
     )
 
 
@@ -557,8 +559,15 @@ class AdminGateway:
         value = {"name": name, "priceCents": price_cents, "stockQty": stock_qty}
         return await self._product_mutation("createProduct", "CreateProductInput", value)
 
-    async def update_product(self, product_id: str, *, name: str, price_cents: int) -> ProductResult:
-        value = {"id": product_id, "name": name, "priceCents": price_cents}
+    async def update_product(
+        self, product_id: str, *, name: str, price_cents: int, **threshold: int | None
+    ) -> ProductResult:
+        """``low_stock_threshold=`` sets the threshold (None removes it); without it, it is kept."""
+        value: dict[str, Any] = {"id": product_id, "name": name, "priceCents": price_cents}
+        if "low_stock_threshold" in threshold:
+            value["lowStockThreshold"] = threshold.pop("low_stock_threshold")
+        if threshold:
+            raise TypeError(f"unexpected arguments: {sorted(threshold)}")
         return await self._product_mutation("updateProduct", "UpdateProductInput", value)
 
     async def adjust_stock(

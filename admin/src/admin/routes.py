@@ -118,6 +118,8 @@ _FIELD_NAMES = {
     "stock_qty": "stock",
     "setto": "quantity",
     "delta": "quantity",
+    "lowstockthreshold": "threshold",
+    "low_stock_threshold": "threshold",
     "amountcents": "amount",
     "amount_cents": "amount",
     "reason": "reason",
@@ -247,7 +249,11 @@ async def new_product_submit(request: Request, gateway: AdminDep) -> Response:
 def _edit_context(product: Any, **overrides: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "product": product,
-        "values": {"name": product.name, "price": format_cents(product.price_cents).replace(",", "")},
+        "values": {
+            "name": product.name,
+            "price": format_cents(product.price_cents).replace(",", ""),
+            "threshold": "" if product.low_stock_threshold is None else str(product.low_stock_threshold),
+        },
         "errors": {},
         "problems": [],
         "stock_values": {"mode": "set", "quantity": ""},
@@ -272,9 +278,11 @@ async def product_submit(request: Request, gateway: AdminDep, product_id: str) -
     product = await gateway.product(product_id) if _ID.fullmatch(product_id) else None
     if product is None:
         return not_found(request, "Product")
-    values = {key: _text(form, key) for key in ("name", "price")}
+    values = {key: _text(form, key) for key in ("name", "price", "threshold")}
     errors: dict[str, str] = {}
     name, price = product.name, product.price_cents
+    # The threshold: blank means no alert; a form without the field (not this page's) keeps it.
+    threshold: dict[str, int | None] = {}
     try:
         name = parse_name(values["name"])
     except FieldError as exc:
@@ -283,13 +291,23 @@ async def product_submit(request: Request, gateway: AdminDep, product_id: str) -
         price = parse_price(values["price"])
     except FieldError as exc:
         errors["price"] = exc.message
+    if "threshold" in form:
+        try:
+            raw = values["threshold"]
+            threshold["low_stock_threshold"] = (
+                parse_int(raw, minimum=0, maximum=MAX_STOCK, what="a number of units")
+                if raw.strip()
+                else None
+            )
+        except FieldError as exc:
+            errors["threshold"] = exc.message
     problems: list[str] = []
     if not errors:
-        result = await gateway.update_product(product_id, name=name, price_cents=price)
+        result = await gateway.update_product(product_id, name=name, price_cents=price, **threshold)
         if result.product is not None and not result.errors:
             flash(request, f"Saved “{result.product.name}”.")
             return redirect(f"/products/{product_id}")
-        errors, problems = _place_errors(result.errors, {"name", "price"})
+        errors, problems = _place_errors(result.errors, {"name", "price", "threshold"})
     context = _edit_context(product, values=values, errors=errors, problems=problems)
     return render(request, "product_edit.html", context, status_code=422)
 

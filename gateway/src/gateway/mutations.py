@@ -461,6 +461,8 @@ class Mutation:
             changes["name"] = data.name
         if data.price_cents is not None and data.price_cents is not strawberry.UNSET:
             changes["price_cents"] = data.price_cents
+        if data.low_stock_threshold is not strawberry.UNSET:  # null is given: it removes the threshold
+            changes["low_stock_threshold"] = data.low_stock_threshold
         record, errors = await upstream(
             info.context.inventory.update_product(product_id, changes), id_field="input.id"
         )

@@ -15,7 +15,8 @@ from inventory.app import create_app
 from inventory.settings import InventorySettings
 
 SNAPSHOT = (
-    "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0) FROM inventory.products"
+    "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0),"
+    " coalesce(sum(low_stock_threshold), 0), count(low_stock_threshold) FROM inventory.products"
 )
 
 
@@ -40,6 +41,7 @@ async def test_hostile_price_and_stock_changes_are_refused_and_write_nothing(
     def fuzz() -> None:
         for path, valid in (
             (f"/products/{product_id}", {"price_cents": 1_300}),
+            (f"/products/{product_id}", {"low_stock_threshold": 5}),
             (f"/products/{product_id}/stock", {"delta": -1}),
         ):
             fuzz_hostile_json(

@@ -16,7 +16,7 @@ async def test_products_page_by_id_with_keyset_paging(client, make_product):
 
     assert [p["id"] for p in first] == ids[:2]
     assert [p["id"] for p in second] == ids[2:4]
-    assert set(first[0]) == {"id", "name", "price_cents", "stock_qty"}
+    assert set(first[0]) == {"id", "name", "price_cents", "stock_qty", "low_stock_threshold"}
 
 
 async def test_products_can_be_fetched_in_a_batch_by_ids(client, make_product):
@@ -35,7 +35,13 @@ async def test_one_product_and_a_missing_one(client, make_product):
     found = await client.get(f"/products/{product}")
     missing = await client.get("/products/999999999")
 
-    assert found.json() == {"id": product, "name": "Espresso cup", "price_cents": 1_234, "stock_qty": 7}
+    assert found.json() == {
+        "id": product,
+        "name": "Espresso cup",
+        "price_cents": 1_234,
+        "stock_qty": 7,
+        "low_stock_threshold": None,
+    }
     assert missing.status_code == 404
     assert missing.json()["code"] == "product_not_found"
 
@@ -51,7 +57,13 @@ async def test_an_admin_creates_renames_reprices_and_restocks_a_product(client):
     renamed = await client.patch(
         f"/products/{product['id']}", json={"name": "Big teapot", "price_cents": 3_500}
     )
-    assert renamed.json() == {"id": product["id"], "name": "Big teapot", "price_cents": 3_500, "stock_qty": 4}
+    assert renamed.json() == {
+        "id": product["id"],
+        "name": "Big teapot",
+        "price_cents": 3_500,
+        "stock_qty": 4,
+        "low_stock_threshold": None,
+    }
 
     set_to = await client.patch(f"/products/{product['id']}/stock", json={"stock_qty": 10})
     added = await client.patch(f"/products/{product['id']}/stock", json={"delta": -3})

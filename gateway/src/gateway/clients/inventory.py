@@ -8,6 +8,7 @@ class ProductRecord(BaseModel):
     name: str
     price_cents: int
     stock_qty: int
+    low_stock_threshold: int | None = None
 
 
 _products = TypeAdapter(list[ProductRecord])

@@ -2,6 +2,7 @@ import strawberry
 
 from gateway.clients.inventory import ProductRecord
 from gateway.errors import UserError
+from gateway.permissions import IsAdmin
 from gateway.types.page import PageInfo
 from gateway.types.scalars import Cents
 
@@ -12,6 +13,11 @@ class Product:
     name: str
     price_cents: Cents
     stock_qty: int
+    low_stock_threshold: int | None = strawberry.field(
+        description="Admin. Stock at or below this opens a low-stock alert (mailed to the admin); null: no "
+        "alert.",
+        permission_classes=[IsAdmin],
+    )
 
     @classmethod
     def from_record(cls, record: ProductRecord) -> "Product":
@@ -20,6 +26,7 @@ class Product:
             name=record.name,
             price_cents=Cents(record.price_cents),
             stock_qty=record.stock_qty,
+            low_stock_threshold=record.low_stock_threshold,
         )
 
 
@@ -47,6 +54,10 @@ class UpdateProductInput:
     id: strawberry.ID
     name: str | None = strawberry.UNSET
     price_cents: Cents | None = strawberry.UNSET
+    low_stock_threshold: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Set the low-stock threshold (0 or more); null removes it (no alerts). Omit to keep it.",
+    )
 
 
 @strawberry.input

@@ -9,6 +9,7 @@ products = Table(
     Column("name", Text, nullable=False),
     Column("price_cents", BigInteger, nullable=False),
     Column("stock_qty", Integer, nullable=False),
+    Column("low_stock_threshold", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

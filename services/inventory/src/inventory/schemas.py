@@ -10,6 +10,11 @@ MAX_STOCK = 1_000_000_000
 ProductName = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 PriceCents = Annotated[StrictInt, Field(ge=0, le=MAX_PRICE_CENTS)]
 StockQty = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+# Stock at or below it opens the product's low-stock alert (issue 14); null: no alert for this product.
+LowStockThreshold = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_STOCK, description="Stock at or below this opens a low-stock alert; null: no alert"),
+]
 
 
 class ProductRead(BaseModel):
@@ -17,6 +22,7 @@ class ProductRead(BaseModel):
     name: str
     price_cents: int
     stock_qty: int
+    low_stock_threshold: int | None
 
 
 class ProductCreate(BaseModel):
@@ -25,19 +31,23 @@ class ProductCreate(BaseModel):
     name: ProductName
     price_cents: PriceCents
     stock_qty: StockQty = 0
+    low_stock_threshold: LowStockThreshold | None = None
 
 
 class ProductUpdate(BaseModel):
+    """Only the fields sent change; ``low_stock_threshold: null`` removes the product's threshold."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: ProductName | None = None
     price_cents: PriceCents | None = None
+    low_stock_threshold: LowStockThreshold | None = None
 
     @model_validator(mode="after")
     def at_least_one_field(self) -> Self:
         if not self.model_fields_set:
-            raise ValueError("send at least one of name, price_cents")
-        for field in self.model_fields_set:
+            raise ValueError("send at least one of name, price_cents, low_stock_threshold")
+        for field in self.model_fields_set - {"low_stock_threshold"}:
             if getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null")
         return self

@@ -92,7 +92,14 @@ class StockLevel(_Data):
 
 
 class StockLow(StockLevel):
+    """The product's stock went from above its threshold to at or below it (once per crossing)."""
+
     threshold: int
+
+
+class StockRestored(StockLevel):
+    """The product is no longer low: its stock went back above its threshold, or the threshold was lowered
+    below the stock or removed (threshold null)."""
 
 
 class ProductChanged(StockLevel):
@@ -108,6 +115,7 @@ CATALOGUE: dict[str, type[_Data]] = {
     "order.refunded": OrderRefunded,
     "payment.declined": PaymentDeclined,
     "stock.low": StockLow,
+    "stock.restored": StockRestored,
     "product.changed": ProductChanged,
 }
 EVENT_TYPES = tuple(CATALOGUE)

@@ -30,6 +30,9 @@ WEBHOOK_DELIVERIES = Counter(
 EMAILS = Counter("lockstock_emails_sent", "Emails accepted by the SMTP server, by kind.", ["kind"])
 ALERTS = Counter("lockstock_low_stock_alerts", "Low-stock alerts opened or closed.", ["change"])
 NATS_PUBLISHED = Counter("lockstock_nats_events_published", "Outbox events acknowledged by JetStream.")
+EVENTS_PRUNED = Counter(
+    "lockstock_outbox_events_pruned", "Finished outbox events deleted after the retention (with their jobs)."
+)
 WORKER_ERRORS = Counter(
     "lockstock_worker_errors", "Worker loop iterations that failed (database or broker down)."
 )

@@ -178,6 +178,61 @@ async def oldest_pending(conn: AsyncConnection) -> dict[str, float]:
     return {row.consumer: row.age for row in result}
 
 
+# --- pruning -----------------------------------------------------------------------------------------------
+
+
+async def prune_events(
+    conn: AsyncConnection, *, retention_s: float, limit: int, require_published: bool
+) -> int:
+    """Delete up to ``limit`` events that occurred more than ``retention_s`` ago (by the database's clock,
+    not the worker's injectable one) and that every consumer has finished:
+    dispatched, no job or webhook delivery of theirs pending (done or failed are finished), and published
+    when the relay is on; with their jobs, deliveries and attempts (which reference them). Returns how many.
+
+    Oldest first along events_dispatched; SKIP LOCKED, so workers pruning at once take different events.
+    The deletes of jobs and deliveries skip any that turned pending meanwhile (a redelivery): the event's
+    delete then fails its foreign key and the whole statement with it, and the next pass no longer picks
+    that event. So an event some consumer still has work for is never deleted."""
+    result = await conn.execute(
+        text(
+            """
+            WITH doomed AS MATERIALIZED (
+                SELECT e.id FROM outbox.events AS e
+                 WHERE e.dispatched_at IS NOT NULL
+                   AND e.occurred_at < now() - make_interval(secs => CAST(:retention_s AS float8))
+                   AND (NOT CAST(:require_published AS boolean) OR e.published_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM notifications.jobs AS j
+                                    WHERE j.event_pk = e.id AND j.state = 'pending')
+                   AND NOT EXISTS (SELECT 1 FROM notifications.webhook_deliveries AS d
+                                    WHERE d.event_pk = e.id AND d.status = 'pending')
+                 ORDER BY e.occurred_at, e.id
+                 LIMIT :limit
+                   FOR UPDATE SKIP LOCKED
+            ),
+            attempts AS (
+                DELETE FROM notifications.webhook_attempts AS a
+                 USING notifications.webhook_deliveries AS d, doomed
+                 WHERE a.delivery_id = d.id AND d.event_pk = doomed.id AND d.status <> 'pending'
+            ),
+            deliveries AS (
+                DELETE FROM notifications.webhook_deliveries AS d USING doomed
+                 WHERE d.event_pk = doomed.id AND d.status <> 'pending'
+            ),
+            jobs AS (
+                DELETE FROM notifications.jobs AS j USING doomed
+                 WHERE j.event_pk = doomed.id AND j.state <> 'pending'
+            ),
+            pruned AS (
+                DELETE FROM outbox.events AS e USING doomed WHERE e.id = doomed.id RETURNING e.id
+            )
+            SELECT count(*) FROM pruned
+            """
+        ),
+        {"retention_s": retention_s, "limit": limit, "require_published": require_published},
+    )
+    return int(result.scalar_one())
+
+
 # --- emails ------------------------------------------------------------------------------------------------
 
 
@@ -470,19 +525,21 @@ async def attempts_of(conn: AsyncConnection, delivery_ids: Sequence[int]) -> lis
     return _rows(result)
 
 
-async def redeliver(conn: AsyncConnection, delivery_id: int, now: datetime) -> None:
-    """Put the delivery back at the start of the schedule, due now."""
-    await conn.execute(
+async def redeliver(conn: AsyncConnection, delivery_id: int, now: datetime) -> bool:
+    """Put the delivery back at the start of the schedule, due now; False if it is gone (pruned)."""
+    result = await conn.execute(
         text(
             """
             UPDATE notifications.webhook_deliveries
                SET status = 'pending', failures = 0, next_attempt_at = :now, locked_until = NULL,
                    completed_at = NULL, updated_at = :now
              WHERE id = :id
+            RETURNING id
             """
         ),
         {"id": delivery_id, "now": now},
     )
+    return result.first() is not None
 
 
 # --- low-stock alerts --------------------------------------------------------------------------------------

@@ -93,9 +93,11 @@ async def redeliver(conn: AsyncConnection, delivery_id: int, clock: Clock) -> De
     endpoint = await repository.get_endpoint(conn, delivery["endpoint_id"])
     if endpoint is None or endpoint["deleted_at"] is not None:
         raise EndpointDeleted(f"Delivery {delivery_id}'s endpoint was deleted.", delivery_id=delivery_id)
-    await repository.redeliver(conn, delivery_id, clock.now())
-    refreshed = await repository.get_delivery(conn, delivery_id)
-    assert refreshed is not None
+    refreshed = None
+    if await repository.redeliver(conn, delivery_id, clock.now()):
+        refreshed = await repository.get_delivery(conn, delivery_id)
+    if refreshed is None:  # pruned with its event (older than the outbox's retention) meanwhile
+        raise DeliveryNotFound(f"There is no webhook delivery {delivery_id}.", delivery_id=delivery_id)
     return (await _with_attempts(conn, [refreshed]))[0]
 
 

@@ -30,6 +30,12 @@ class NotificationsSettings(DatabaseSettings):
     webhooks_allow_private: bool = False
     webhook_timeout_s: float = Field(default=10, gt=0, le=60)
     webhook_concurrency: int = Field(default=10, ge=1, le=100)
+    # Outbox pruning: an event every consumer has finished with (its jobs and webhook deliveries done or
+    # failed, and published if the NATS relay is on) is deleted, with its jobs and deliveries, once it is
+    # older than the retention; in batches of prune_batch_size, one every prune_interval_s while any is due.
+    outbox_retention_days: float = Field(default=7, gt=0, le=3_650)
+    prune_interval_s: float = Field(default=60, gt=0, le=86_400)
+    prune_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The optional NATS JetStream relay: off unless a URL is set (nats://127.0.0.1:4222).
     nats_url: str | None = None
     nats_stream: str = "LOCKSTOCK_EVENTS"

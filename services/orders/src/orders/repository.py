@@ -30,7 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #   3. Only if the verdict is yes: insert the order, its lines, and decrement stock. The UPDATE touches only
 #      rows we already hold. CHECK (stock_qty >= 0) on the table is the last line of defence.
 #   4. Only if the order was made: its order.placed event goes into outbox.events (issue 14), so the event
-#      exists if and only if the order does; a refusal writes none.
+#      exists if and only if the order does; a refusal writes none. A product this order takes from above
+#      its low-stock threshold to at or below it also writes stock.low: the stock read under the lock is the
+#      stock before, so of any number of orders queued on the row exactly one sees "above, then at or
+#      below", and the crossing is written once. (Orders' stock moves write no product.changed: that is
+#      inventory's event for its own edits.)
 #   5. It returns the new order, or, when refused, each line's requested and available quantities so the
 #      caller can say exactly what was short. Nothing was written; the locks go when the statement ends.
 # The order row also gets its reservation deadline (`expires_at`, after which the sweeper gives the stock
@@ -48,14 +52,15 @@ PLACE_ORDER = text(
           FROM unnest(CAST(:product_ids AS bigint[]), CAST(:qtys AS integer[])) AS r (product_id, qty)
     ),
     locked AS MATERIALIZED (
-        SELECT p.id, p.price_cents, p.stock_qty, p.name
+        SELECT p.id, p.price_cents, p.stock_qty, p.name, p.low_stock_threshold
           FROM inventory.products AS p
          WHERE p.id = ANY (CAST(:product_ids AS bigint[]))
          ORDER BY p.id
            FOR UPDATE
     ),
     lines AS MATERIALIZED (
-        SELECT r.product_id, r.qty, l.price_cents, l.stock_qty AS available, l.name
+        SELECT r.product_id, r.qty, l.price_cents, l.stock_qty AS available, l.name,
+               l.low_stock_threshold AS threshold
           FROM requested AS r LEFT JOIN locked AS l ON l.id = r.product_id
     ),
     verdict AS MATERIALIZED (
@@ -97,6 +102,16 @@ PLACE_ORDER = text(
                                FROM lines AS l),
                    'customer', o.customer, 'expires_at', o.expires_at)
           FROM new_order AS o
+    ),
+    stock_low AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'stock.low', 'product', l.product_id,
+               jsonb_build_object('product_id', l.product_id, 'name', l.name,
+                                  'stock_qty', l.available - l.qty, 'threshold', l.threshold)
+          FROM lines AS l
+         WHERE (SELECT ok FROM verdict)
+           AND l.available > l.threshold AND l.available - l.qty <= l.threshold
+         ORDER BY l.product_id
     )
     SELECT o.id AS order_id, o.status, o.total_cents, o.expires_at,
            CASE WHEN o.id IS NULL THEN
@@ -168,7 +183,8 @@ def _order_data(alias: str) -> str:
 # back exactly once: a concurrent cancel waits on the order row, re-checks the status, finds it moved and
 # restocks nothing. Products are locked in id order, as above, and each product's units are summed first
 # (an UPDATE … FROM applies one matching row per target row, so two orders' lines for one product would
-# otherwise restock once).
+# otherwise restock once). A product the restock takes from at or below its low-stock threshold to above it
+# writes stock.restored (the stock read under the lock is the stock before, as in PLACE_ORDER).
 _RESTOCK = """
     items AS MATERIALIZED (
         SELECT i.product_id, CAST(sum(i.qty) AS integer) AS qty
@@ -176,7 +192,7 @@ _RESTOCK = """
          GROUP BY i.product_id
     ),
     locked AS MATERIALIZED (
-        SELECT p.id FROM inventory.products AS p
+        SELECT p.id, p.name, p.stock_qty, p.low_stock_threshold FROM inventory.products AS p
          WHERE p.id IN (SELECT product_id FROM items)
          ORDER BY p.id
            FOR UPDATE
@@ -187,6 +203,15 @@ _RESTOCK = """
           FROM items AS i JOIN locked AS l ON l.id = i.product_id
          WHERE p.id = i.product_id
         RETURNING p.id
+    ),
+    stock_restored AS (
+        INSERT INTO outbox.events (type, aggregate, aggregate_id, data)
+        SELECT 'stock.restored', 'product', l.id,
+               jsonb_build_object('product_id', l.id, 'name', l.name, 'stock_qty', l.stock_qty + i.qty,
+                                  'threshold', l.low_stock_threshold)
+          FROM items AS i JOIN locked AS l ON l.id = i.product_id
+         WHERE l.stock_qty <= l.low_stock_threshold AND l.stock_qty + i.qty > l.low_stock_threshold
+         ORDER BY l.id
     )
 """
 
