@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.testing import LiveServer
 from orders.app import create_app as create_orders_app
 from orders.settings import OrdersSettings
-from servicekit.testing import LiveServer
 
 ALERT_CONSUMERS = ["alerts", "email", "webhooks"]
 

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from devstack.embedded import free_port
 from notifications import repository
-from servicekit.embedded import free_port
 
 OLD = timedelta(days=8)  # past the default retention of 7 days
 RETENTION_S = 7 * 86_400
