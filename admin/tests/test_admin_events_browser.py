@@ -234,9 +234,7 @@ def test_the_alerts_page_shows_open_and_closed_alerts(
             producer = helpers.Producer(orders, inventory)
             events = [
                 await producer.emit("stock.low", product_id, low),
-                await producer.emit(
-                    "product.changed", product_id, {**low, "price_cents": 1, "stock_qty": 40}
-                ),
+                await producer.emit("stock.restored", product_id, {**low, "stock_qty": 40}),
                 await producer.emit("stock.low", product_id, {**low, "stock_qty": 1}),
             ]
             with workers.start(mail_sink.url):

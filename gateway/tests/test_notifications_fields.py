@@ -288,8 +288,8 @@ async def test_low_stock_alerts_open_and_close_with_their_history(
     name = f"Alert mug {uuid.uuid4().hex[:6]}"
     low = {"product_id": product_id, "name": name, "stock_qty": 2, "threshold": 5}
     events = [await producer.emit("stock.low", product_id, low)]
-    restock = {**low, "price_cents": 900, "stock_qty": 30}
-    events.append(await producer.emit("product.changed", product_id, restock))
+    restock = {**low, "stock_qty": 30}
+    events.append(await producer.emit("stock.restored", product_id, restock))
     events.append(await producer.emit("stock.low", product_id, {**low, "stock_qty": 1}))
     with workers.start(mail_sink.url):
         await wait_until(lambda: helpers.jobs_done(db, events, ["alerts"]), within_s=30)

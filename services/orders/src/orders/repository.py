@@ -24,11 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #      locks in the same order, so two orders for overlapping products can queue but never deadlock.
 #      Under READ COMMITTED, a row that changed while we waited for its lock is re-read at its newest
 #      version, so `stock_qty` here is the committed truth, and nobody else can change it until we commit.
+#      Only here: every other mention of inventory.products in the statement reads the statement's
+#      snapshot, taken before the lock wait (see 3).
 #   2. `lines` pairs each requested line with its locked row (NULL: no such product) and the price now,
 #      which is snapshotted into the order line. `verdict` decides all-or-nothing: every product exists
 #      and has enough stock; and computes the total, once, here.
 #   3. Only if the verdict is yes: insert the order, its lines, and decrement stock. The UPDATE touches only
-#      rows we already hold. CHECK (stock_qty >= 0) on the table is the last line of defence.
+#      rows we already hold, and it writes the locked stock minus the line (`l.available - l.qty`), the very
+#      number the verdict approved, never `p.stock_qty - l.qty`: its own scan finds p in the snapshot, and
+#      PostgreSQL checks the new row it built from that stale version *before* it notices the concurrent
+#      update and re-evaluates on the newest version (EvalPlanQual). An order that waited on a cancel's
+#      restock (snapshot 0, locked 1) was refused by the CHECK with -1 though the unit was there (ADR 0001).
+#      CHECK (stock_qty >= 0) on the table is the last line of defence.
 #   4. Only if the order was made: its order.placed event goes into outbox.events (issue 14), so the event
 #      exists if and only if the order does; a refusal writes none. A product this order takes from above
 #      its low-stock threshold to at or below it also writes stock.low: the stock read under the lock is the
@@ -86,8 +93,9 @@ PLACE_ORDER = text(
         SELECT o.id, l.product_id, l.qty, l.price_cents FROM new_order AS o CROSS JOIN lines AS l
     ),
     taken AS (
+        -- From the locked row, never from p (the snapshot's version): step 3 above.
         UPDATE inventory.products AS p
-           SET stock_qty = p.stock_qty - l.qty
+           SET stock_qty = l.available - l.qty
           FROM lines AS l
          WHERE p.id = l.product_id AND (SELECT ok FROM verdict)
     ),
@@ -378,6 +386,17 @@ async def place_orders(
         )
         for row in sorted(rows, key=lambda row: int(row.order_index))
     ]
+
+
+async def stock_of(conn: AsyncConnection, product_ids: Sequence[int]) -> dict[int, int]:
+    """Each existing product's stock now (no lock: for describing a refusal, never for deciding one)."""
+    rows = (
+        await conn.execute(
+            text("SELECT id, stock_qty FROM inventory.products WHERE id = ANY (CAST(:ids AS bigint[]))"),
+            {"ids": list(product_ids)},
+        )
+    ).all()
+    return {row.id: row.stock_qty for row in rows}
 
 
 async def cancel_order(conn: AsyncConnection, order_id: int, *, budget_s: float) -> bool:

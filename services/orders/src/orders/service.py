@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -116,7 +117,9 @@ async def place_order(
         metrics.ORDERS_REFUSED.labels("unknown_product").inc()
         log.info("order_refused", reason="unknown_product", product_ids=unknown)
         raise UnknownProduct(f"No such product: {', '.join(map(str, unknown))}.", product_ids=unknown)
+    # Every line, if none is short now (only after a CHECK refusal, whose stock was read afterwards).
     short = [line for line in result.refused_lines if line["available"] < line["requested"]]
+    short = short or result.refused_lines
     metrics.ORDERS_REFUSED.labels("insufficient_stock").inc()
     log.info("order_refused", reason="insufficient_stock", product_ids=[s["product_id"] for s in short])
     described = "; ".join(
@@ -139,7 +142,9 @@ async def _place_alone(
             return await repository.place_order(
                 conn, lines, idempotency_key, reservation_s=reservation_s, customer=customer
             )
-        except IntegrityError:
+        except IntegrityError as exc:
+            if _stock_check_failed(exc):
+                return await _refused_by_check(conn, lines)
             # Only a recovered claim of an idempotency key can collide: an earlier attempt under this very
             # claim did create the order before its process died. That order is the answer.
             existing = (
@@ -157,6 +162,32 @@ async def _place_alone(
                 refused_lines=[],
                 replayed=True,
             )
+
+
+def _stock_check_failed(exc: IntegrityError) -> bool:
+    """The products CHECK (stock_qty >= 0) refused the statement's decrement."""
+    driver_error = exc.orig.__cause__ if exc.orig is not None else None
+    return (
+        isinstance(driver_error, asyncpg.CheckViolationError)
+        and getattr(driver_error, "table_name", None) == "products"
+    )
+
+
+async def _refused_by_check(
+    conn: AsyncConnection, lines: Sequence[tuple[int, int]]
+) -> repository.PlaceOrderResult:
+    """Defence in depth: PLACE_ORDER decides on the locked stock and writes exactly that minus the line, so
+    the CHECK cannot refuse it (ADR 0001). Should a change ever bring that back, the buyer gets the refusal
+    the CHECK made, a 409 with each line's stock as it is now, not a 500; the statement wrote nothing."""
+    stock = await repository.stock_of(conn, [product_id for product_id, _ in lines])
+    log.error("order_stock_check_violated", product_ids=[product_id for product_id, _ in lines])
+    refused = [
+        {"product_id": product_id, "requested": qty, "available": stock.get(product_id)}
+        for product_id, qty in lines
+    ]
+    return repository.PlaceOrderResult(
+        order_id=None, status=None, total_cents=None, expires_at=None, refused_lines=refused
+    )
 
 
 def _not_found(order_id: int) -> OrderNotFound:
