@@ -6,7 +6,6 @@ attempt, and the sale shows on Sales.
 The worker, its SMTP sink and the receiver are services/notifications/tests/conftest.py's, loaded as
 tests/replicas does."""
 
-import importlib.util
 import time
 import uuid
 from collections.abc import Callable
@@ -16,20 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.testing import load_module
+
 from .test_admin_browser import screenshot, sign_in, unique
 
-
-def _notifications_test_helpers() -> Any:
-    path = Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("admin_notifications_helpers", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _notifications_test_helpers()
+# services/notifications/tests/conftest.py: its producer, SMTP sink, webhook receiver and workers.
+NOTIFICATIONS_CONFTEST = (
+    Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
+)
+helpers = load_module(NOTIFICATIONS_CONFTEST, "admin_notifications_helpers")
 mail_sink = helpers.mail_sink
 receiver = helpers.receiver
 workers = helpers.workers

@@ -4,7 +4,6 @@ worker: outgoing mail, webhook endpoints with their delivery log and redelivery,
 The worker, its SMTP sink, the webhook receiver (standardwebhooks' Webhook.verify on every request) and the
 event producer are services/notifications/tests/conftest.py's, loaded as tests/replicas does."""
 
-import importlib.util
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,24 +13,17 @@ import asyncpg
 import httpx
 import pytest
 
-from devstack.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, load_module, wait_until
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 from .conftest import Gql, error_codes
 
-
-def _notifications_test_helpers() -> Any:
-    path = Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("gateway_notifications_helpers", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _notifications_test_helpers()
+# services/notifications/tests/conftest.py: its producer, SMTP sink, webhook receiver and workers.
+NOTIFICATIONS_CONFTEST = (
+    Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
+)
+helpers = load_module(NOTIFICATIONS_CONFTEST, "gateway_notifications_helpers")
 producer = helpers.producer
 mail_sink = helpers.mail_sink
 receiver = helpers.receiver

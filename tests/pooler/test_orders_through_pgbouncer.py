@@ -7,7 +7,6 @@ below them show why ``db_pooler`` exists: behind transaction pooling asyncpg's d
 breaks, and with the setting it does not.
 """
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from devstack.pgbouncer import PgBouncer
+from devstack.testing import load_module
 from orders.settings import OrdersSettings
 from servicekit.db import create_engine, plain_url
 
@@ -24,12 +24,7 @@ ORDERS_TESTS = Path(__file__).resolve().parents[2] / "services" / "orders" / "te
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"pooled_{name}", ORDERS_TESTS / f"{name}.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ORDERS_TESTS / f"{name}.py", f"pooled_{name}")
 
 
 helpers = _load("conftest")  # the orders tests' fixtures: their API client, reconciler, invariant check

@@ -18,7 +18,6 @@ test_notifications_workers_in_every_replica.py.)
 """
 
 import asyncio
-import importlib.util
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.embedded import free_port
 from devstack.pgbouncer import PGBOUNCER, PgBouncer
-from devstack.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, load_module, wait_until
 from orders.app import create_app as create_orders_app
 from orders.expiry import sweep_expired
 from orders.payments import HttpPaymentsClient, RetryPolicy
@@ -51,19 +50,9 @@ EXPIRED = 300
 HAVE_PGBOUNCER = os.path.exists(PGBOUNCER)
 
 
-def _orders_test_helpers() -> Any:
-    """services/orders/tests/conftest.py as a module (a conftest cannot be imported by name under
-    --import-mode=importlib): its OrdersApi and assert_money_and_stock_invariants."""
-    path = Path(__file__).resolve().parents[2] / "services" / "orders" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("replicas_orders_helpers", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _orders_test_helpers()
+# services/orders/tests/conftest.py: its OrdersApi and assert_money_and_stock_invariants.
+ORDERS_CONFTEST = Path(__file__).resolve().parents[2] / "services/orders/tests/conftest.py"
+helpers = load_module(ORDERS_CONFTEST, "replicas_orders_helpers")
 
 
 @pytest.fixture

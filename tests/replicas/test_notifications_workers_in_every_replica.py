@@ -13,7 +13,6 @@ The events are written as the producers write them (services/notifications/tests
 orders_svc inserting into outbox.events), and the sink, the receiver and the workers are that conftest's.
 """
 
-import importlib.util
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from devstack.testing import wait_until
+from devstack.testing import load_module, wait_until
 
-
-def _notifications_test_helpers() -> Any:
-    """services/notifications/tests/conftest.py as a module (a conftest cannot be imported by name under
-    --import-mode=importlib): its producer, SMTP sink, webhook receiver and workers."""
-    path = Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("replicas_notifications_helpers", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _notifications_test_helpers()
+# services/notifications/tests/conftest.py: its producer, SMTP sink, webhook receiver and workers.
+NOTIFICATIONS_CONFTEST = (
+    Path(__file__).resolve().parents[2] / "services" / "notifications" / "tests" / "conftest.py"
+)
+helpers = load_module(NOTIFICATIONS_CONFTEST, "replicas_notifications_helpers")
 
 # That conftest's fixtures, collected here as this module's.
 producer = helpers.producer

@@ -7,6 +7,7 @@
 """
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -264,3 +266,14 @@ def closed_port_database_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{free_port()}"
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """The Python file at ``path`` as a module named ``name``: how one app's tests reuse another's conftest
+    (its fixtures and helpers), which cannot be imported by name under --import-mode=importlib."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None, path
+    assert spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
