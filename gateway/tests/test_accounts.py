@@ -62,6 +62,39 @@ async def test_the_cli_refuses_a_taken_username_and_a_short_password(
     assert await asyncio.to_thread(run, "cli-short", "short") == 2
 
 
+async def test_the_cli_disables_and_enables_an_account(
+    gateway_settings: GatewaySettings, gateway_url: str, db: asyncpg.Connection
+) -> None:
+    password = "correct horse battery staple"
+    assert (
+        create_with_cli(gateway_settings.database_url, "--username", "cli-off", password=password).returncode
+        == 0
+    )
+    env = dict(os.environ, GATEWAY_DATABASE_URL=gateway_settings.database_url)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "gateway.admin", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    async def token() -> str | None:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{gateway_url}/graphql", json={"query": LOGIN, "variables": {"u": "cli-off", "p": password}}
+            )
+        found: str | None = response.json()["data"]["login"]["token"]
+        return found
+
+    assert await token()
+    assert cli("disable", "--username", "cli-off").returncode == 0
+    assert await db.fetchval("SELECT disabled_at IS NOT NULL FROM auth.accounts WHERE username = 'cli-off'")
+    assert await token() is None
+    assert cli("enable", "--username", "cli-off").returncode == 0
+    assert await token()
+    missing = cli("disable", "--username", "nobody-at-all")
+    assert missing.returncode == 1
+    assert "no account" in missing.stderr
+
+
 async def test_task_up_makes_the_dev_secret_and_admin_once(
     tmp_path: Path, gateway_settings: GatewaySettings, db: asyncpg.Connection, capsys
 ) -> None:

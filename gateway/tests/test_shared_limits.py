@@ -24,7 +24,7 @@ LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) 
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_server() -> Iterator[RedisServer]:
     """A Redis of this test's own on a free port (never one on 6379), nothing saved to disk."""
     if not os.path.exists(REDIS_SERVER):
         message = f"no {REDIS_SERVER} (apt-get install redis-server): shared-limit tests skipped"
@@ -32,7 +32,12 @@ def redis_url() -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     with RedisServer() as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 def two_gateways(settings: GatewaySettings, storage_uri: str) -> tuple[ExitStack, list[str]]:
@@ -96,3 +101,37 @@ async def test_failed_sign_ins_on_one_gateway_throttle_the_username_on_the_other
 
     assert error_codes(throttled) == ["RATE_LIMITED"]
     assert throttled["errors"][0]["extensions"]["retryAfter"] >= 1
+
+
+async def test_a_down_limit_store_answers_service_unavailable_and_recovers(
+    gateway_settings: GatewaySettings, admin_credentials: tuple[str, str], redis_server: RedisServer
+) -> None:
+    """Redis stops under a running gateway: every operation (a query, placeOrder, a sign-in) is refused as
+    SERVICE_UNAVAILABLE with retryAfter, the code the shop shows as its 503 page, never INTERNAL; nothing is
+    let through uncounted; and it answers again once Redis is back on the same port."""
+    username, password = admin_credentials
+    redis = redis_server
+    settings = gateway_settings.model_copy(update={"rate_limit_storage_uri": redis.url})
+    operations = [
+        {"query": "{ products(first: 1) { nodes { id } } }"},
+        PLACE_ORDER,
+        {"query": LOGIN, "variables": {"u": username, "p": password}},
+    ]
+    with LiveServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def codes() -> list[list[str]]:
+                answers = [await http.post(f"{server.url}/graphql", json=op) for op in operations]
+                assert all(answer.status_code < 500 for answer in answers)
+                return [error_codes(answer.json()) for answer in answers]
+
+            assert (await codes())[0] == []
+            redis.stop()
+            down = [await http.post(f"{server.url}/graphql", json=op) for op in operations]
+            for answer in down:
+                body = answer.json()
+                assert error_codes(body) == ["SERVICE_UNAVAILABLE"], body
+                assert body["errors"][0]["extensions"]["retryAfter"] >= 1
+                assert body["data"] is None  # refused before anything ran
+            redis.start()
+            assert (await codes())[0] == []

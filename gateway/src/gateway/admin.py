@@ -1,4 +1,5 @@
-"""`python -m gateway.admin create --username X` (what `task admin:create` runs).
+"""`python -m gateway.admin create --username X` (what `task admin:create` runs), and
+`python -m gateway.admin disable|enable --username X` (disabling ends the account's tokens at once).
 
 The password is prompted for (twice), or read from stdin with --password-stdin. The account is written with
 the gateway's own database role: GATEWAY_DATABASE_URL, or, for the embedded database of `task up`, the
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.auth import ROLES, AccountExists, Role, create_account
+from gateway.auth import ROLES, AccountExists, Role, create_account, set_account_disabled
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 
@@ -41,6 +42,14 @@ async def _create(url: str, username: str, password: str, role: Role) -> None:
         await engine.dispose()
 
 
+async def _set_disabled(url: str, username: str, disabled: bool) -> bool:
+    engine = create_engine(GatewaySettings(database_url=url))
+    try:
+        return await set_account_disabled(engine, username, disabled) is not None
+    finally:
+        await engine.dispose()
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -61,8 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    for name, text in (("disable", "disable an account, ending its tokens"), ("enable", "enable it again")):
+        sub.add_parser(name, help=text).add_argument("--username", required=True)
     args = parser.parse_args(argv)
 
+    if args.command in ("disable", "enable"):
+        if not asyncio.run(_set_disabled(database_url(), args.username, args.command == "disable")):
+            print(f"There is no account named {args.username!r}.", file=sys.stderr)
+            return 1
+        print(f"{args.command.capitalize()}d {args.username!r}.")
+        return 0
     password = _read_password(args.password_stdin)
     try:
         asyncio.run(_create(database_url(), args.username, password, args.role))

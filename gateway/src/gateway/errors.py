@@ -104,8 +104,8 @@ class Unauthenticated(GatewayError):
 
 
 class Forbidden(GatewayError):
-    def __init__(self) -> None:
-        super().__init__("This field needs the admin role.", TopLevelCode.FORBIDDEN)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "This field needs the admin role.", TopLevelCode.FORBIDDEN)
 
 
 class RateLimited(GatewayError):

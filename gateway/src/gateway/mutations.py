@@ -9,15 +9,14 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 import structlog
 
-from gateway.auth import MAX_USERNAME, authenticate
 from gateway.clients.base import UpstreamError
 from gateway.clients.orders import OrderRecord
 from gateway.context import Context
 from gateway.errors import UPSTREAM_CODES, ErrorCode, UserError
 from gateway.ids import parse_id
-from gateway.permissions import IsAdmin
+from gateway.permissions import Requires
+from gateway.scopes import Scope
 from gateway.types.customer import CustomerInput
-from gateway.types.login import LoginPayload
 from gateway.types.order import (
     AuthorizePaymentInput,
     Order,
@@ -383,7 +382,7 @@ class Mutation:
         return payload
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.ORDERS_WRITE]],
         description="Admin. Capture the authorized total: the order becomes PAID.",
     )
     async def capture_payment(
@@ -395,7 +394,7 @@ class Mutation:
         return await _order_action(info.context.orders.capture(parsed), prefix="orderId", id_field="orderId")
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.ORDERS_WRITE]],
         description="Admin. Cancel the order; its stock comes back, an authorization is voided and captured "
         "money refunded in full.",
     )
@@ -408,7 +407,7 @@ class Mutation:
         return await _order_action(info.context.orders.cancel(parsed), prefix="orderId", id_field="orderId")
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.ORDERS_WRITE]],
         description="Admin. Refund part or all of a paid order (refunding the rest makes it REFUNDED; stock "
         "does not come back). idempotencyKey makes a retried refund refund once.",
     )
@@ -434,7 +433,7 @@ class Mutation:
         )
         return await _order_action(call, prefix="input", id_field="input.orderId")
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Admin.")
+    @strawberry.mutation(permission_classes=[Requires[Scope.CATALOG_WRITE]], description="Admin.")
     async def create_product(
         self,
         info: strawberry.Info[Context, None],
@@ -447,7 +446,9 @@ class Mutation:
         )
         return ProductPayload(product=Product.from_record(record) if record else None, errors=errors)
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Admin. Only the fields given change.")
+    @strawberry.mutation(
+        permission_classes=[Requires[Scope.CATALOG_WRITE]], description="Admin. Only the fields given change."
+    )
     async def update_product(
         self,
         info: strawberry.Info[Context, None],
@@ -468,7 +469,9 @@ class Mutation:
         )
         return ProductPayload(product=Product.from_record(record) if record else None, errors=errors)
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Admin. Exactly one of setTo / delta.")
+    @strawberry.mutation(
+        permission_classes=[Requires[Scope.CATALOG_WRITE]], description="Admin. Exactly one of setTo / delta."
+    )
     async def adjust_stock(
         self,
         info: strawberry.Info[Context, None],
@@ -494,22 +497,3 @@ class Mutation:
                 error.product_id = strawberry.ID(str(product_id))
                 error.field = "input.delta"
         return ProductPayload(product=Product.from_record(record) if record else None, errors=errors)
-
-    @strawberry.mutation(description="Sign in; the token goes in 'Authorization: Bearer …'.")
-    async def login(self, info: strawberry.Info[Context, None], username: str, password: str) -> LoginPayload:
-        context = info.context
-        limits = context.limits
-        client = context.client_address
-        await limits.hit(limits.login, "login", client)
-        name = username[: MAX_USERNAME + 1]  # longer ones are wrong anyway; keep keys and logs small
-        await limits.claim_sign_in_attempt(name, client)
-        principal = await authenticate(context.engine, name, password)
-        if principal is None:
-            log.info("login_failed", username=name, client=client)
-            return LoginPayload(
-                errors=[UserError(code=ErrorCode.INVALID_CREDENTIALS, message="Wrong username or password.")]
-            )
-        await limits.forget_sign_in_attempts(name, client)
-        token, expires_at = context.tokens.issue(principal)
-        log.info("login_succeeded", username=principal.username, role=principal.role)
-        return LoginPayload(token=token, expires_at=expires_at, errors=[])

@@ -15,7 +15,8 @@ from gateway.context import Context
 from gateway.errors import BadRequest, ErrorCode, UserError
 from gateway.ids import parse_id
 from gateway.mutations import upstream
-from gateway.permissions import IsAdmin
+from gateway.permissions import Requires
+from gateway.scopes import Scope
 from gateway.types.notifications import (
     DeleteWebhookEndpointPayload,
     Email,
@@ -60,7 +61,7 @@ def report_range(first: date | None, last: date | None, today: date) -> tuple[da
 @strawberry.type
 class NotificationsQuery:
     @strawberry.field(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.MAIL_READ]],
         description=f"Admin only. The emails the worker sent, latest first: pass pageInfo.endCursor as after "
         f"for older ones. first ≤ {MAX_LIMIT}.",
     )
@@ -83,7 +84,9 @@ class NotificationsQuery:
             page_info=EmailPageInfo(end_cursor=str(rows[-1].id) if rows else None, has_next_page=has_next),
         )
 
-    @strawberry.field(permission_classes=[IsAdmin], description="Admin only. null when there is none.")
+    @strawberry.field(
+        permission_classes=[Requires[Scope.MAIL_READ]], description="Admin only. null when there is none."
+    )
     async def email(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Email | None:  # noqa: A002
         email_id = parse_id(id)
         if email_id is None:
@@ -92,18 +95,22 @@ class NotificationsQuery:
         return Email.from_record(record) if record else None
 
     @strawberry.field(
-        permission_classes=[IsAdmin], description="Admin only. The event types an endpoint may receive."
+        permission_classes=[Requires[Scope.WEBHOOKS_READ]],
+        description="Admin only. The event types an endpoint may receive.",
     )
     async def webhook_event_types(self, info: strawberry.Info[Context, None]) -> list[str]:
         types: list[str] = await info.context.notifications.list_event_types()
         return types
 
-    @strawberry.field(permission_classes=[IsAdmin], description="Admin only. Oldest first.")
+    @strawberry.field(
+        permission_classes=[Requires[Scope.WEBHOOKS_READ]], description="Admin only. Oldest first."
+    )
     async def webhook_endpoints(self, info: strawberry.Info[Context, None]) -> list[WebhookEndpoint]:
         return [WebhookEndpoint.from_record(r) for r in await info.context.notifications.list_endpoints()]
 
     @strawberry.field(
-        permission_classes=[IsAdmin], description="Admin only. null when there is none (or it was deleted)."
+        permission_classes=[Requires[Scope.WEBHOOKS_READ]],
+        description="Admin only. null when there is none (or it was deleted).",
     )
     async def webhook_endpoint(
         self,
@@ -122,7 +129,7 @@ class NotificationsQuery:
         return WebhookEndpoint.from_record(record)
 
     @strawberry.field(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.CATALOG_READ]],
         description=f"Admin only. Low-stock alerts, open and closed, latest first. first ≤ {MAX_LIMIT}.",
     )
     async def low_stock_alerts(
@@ -133,7 +140,7 @@ class NotificationsQuery:
         return [LowStockAlert.from_record(r) for r in records]
 
     @strawberry.field(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.SALES_READ]],
         description=f"Admin only. Sales per day (UTC) from `from` to `to`, both included, and the top "
         f"products. Defaults: to = today, from = the {DEFAULT_REPORT_DAYS} days up to `to`; at most "
         f"{MAX_REPORT_DAYS} days.",
@@ -165,7 +172,7 @@ def _no_such(field: str, what: str) -> list[UserError]:
 @strawberry.type
 class NotificationsMutation:
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.WEBHOOKS_WRITE]],
         description="Admin. Register a webhook endpoint for these event types (['*'] for all). The answer "
         "carries its signing secret, this once only.",
     )
@@ -202,7 +209,7 @@ class NotificationsMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.WEBHOOKS_WRITE]],
         description="Admin. Stop delivering to the endpoint (its pending deliveries fail); its log stays.",
     )
     async def delete_webhook_endpoint(
@@ -219,7 +226,7 @@ class NotificationsMutation:
         return DeleteWebhookEndpointPayload(deleted_id=strawberry.ID(str(endpoint_id)), errors=[])
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.WEBHOOKS_WRITE]],
         description="Admin. Send the delivery again now, from the start of its retry schedule (same "
         "webhook-id, so a receiver that dedupes applies it once).",
     )

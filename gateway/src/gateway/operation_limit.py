@@ -16,7 +16,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.context import Context
-from gateway.errors import RateLimited
+from gateway.errors import GatewayError
 
 
 class OperationLimit(SchemaExtension):
@@ -31,6 +31,6 @@ class OperationLimit(SchemaExtension):
         if isinstance(context, Context) and not execution.pre_execution_errors:
             try:
                 await context.limits.hit(context.limits.operation, "operation", context.client_key())
-            except RateLimited as refusal:
+            except GatewayError as refusal:  # RATE_LIMITED, or SERVICE_UNAVAILABLE with the store down
                 execution.pre_execution_errors = [GraphQLError(str(refusal), original_error=refusal)]
         yield

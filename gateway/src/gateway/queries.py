@@ -6,7 +6,8 @@ from gateway.clients.inventory import MAX_PAGE, ProductRecord
 from gateway.clients.orders import OrderRecord
 from gateway.errors import BadRequest
 from gateway.ids import parse_id
-from gateway.permissions import IsAdmin
+from gateway.permissions import Requires
+from gateway.scopes import Scope
 from gateway.types.order import Order, OrderConnection, OrderStatus
 from gateway.types.page import PageInfo
 from gateway.types.product import Product, ProductConnection
@@ -74,13 +75,13 @@ class Query:
         context = info.context
         token = access_token if isinstance(access_token, str) else None
         # The token is checked before orders is asked, so a wrong one costs (and reveals) nothing.
-        if not context.is_admin() and not context.order_tokens.verify(order_id, token):
+        if not context.allows(Scope.ORDERS_READ) and not context.order_tokens.verify(order_id, token):
             return None
         record = await context.orders.get_order(order_id)
         return Order.from_record(record) if record else None
 
     @strawberry.field(
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.ORDERS_READ]],
         description="Admin only. Newest first: pass pageInfo.endCursor as after. first ≤ 100.",
     )
     async def orders(

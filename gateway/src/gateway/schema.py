@@ -28,6 +28,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionResult
 from strawberry.utils.str_converters import to_camel_case
 
+from gateway.account_fields import AccountsMutation, AccountsQuery
 from gateway.cost import CostEstimator, QueryCostLimit
 from gateway.errors import GatewayError, ServiceUnavailable, TopLevelCode
 from gateway.metrics import GRAPHQL_OPERATIONS
@@ -42,14 +43,15 @@ from servicekit.errors import current_request_id, retryable_database_failure
 log = structlog.get_logger()
 
 
-# The roots: the shop's and the catalog's fields first, then the admin's fields over the notifications worker.
+# The roots: the shop's and the catalog's fields first, then the admin's fields over the notifications worker,
+# then accounts and API keys.
 @strawberry.type(name="Query")
-class Query(ShopQuery, NotificationsQuery):
+class Query(ShopQuery, NotificationsQuery, AccountsQuery):
     pass
 
 
 @strawberry.type(name="Mutation")
-class Mutation(ShopMutation, NotificationsMutation):
+class Mutation(ShopMutation, NotificationsMutation, AccountsMutation):
     pass
 
 

@@ -7,6 +7,7 @@ from strawberry.types.nodes import SelectedField, Selection
 
 from gateway.clients.orders import OrderItemRecord, OrderPlaced, OrderRecord, RefundRecord
 from gateway.errors import UserError
+from gateway.scopes import Scope
 from gateway.types.customer import Customer, CustomerInput
 from gateway.types.page import PageInfo
 from gateway.types.payment import Payment
@@ -88,7 +89,7 @@ class Order:
         description="Admin only: the order's payments, oldest first; [] for anyone else."
     )
     async def payments(self, info: strawberry.Info) -> list[Payment]:
-        if not info.context.is_admin():
+        if not info.context.allows(Scope.ORDERS_READ):
             return []
         records = await info.context.loaders.payments.load(self.order_id)
         return [Payment.from_record(record) for record in records]

@@ -2,7 +2,8 @@ import strawberry
 
 from gateway.clients.inventory import ProductRecord
 from gateway.errors import UserError
-from gateway.permissions import IsAdmin
+from gateway.permissions import Requires
+from gateway.scopes import Scope
 from gateway.types.page import PageInfo
 from gateway.types.scalars import Cents
 
@@ -16,7 +17,7 @@ class Product:
     low_stock_threshold: int | None = strawberry.field(
         description="Admin. Stock at or below this opens a low-stock alert (mailed to the admin); null: no "
         "alert.",
-        permission_classes=[IsAdmin],
+        permission_classes=[Requires[Scope.CATALOG_READ]],
     )
 
     @classmethod

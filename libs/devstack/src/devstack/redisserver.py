@@ -20,6 +20,7 @@ class RedisServer(ServerProcess):
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
+        self.dir.mkdir(parents=True, exist_ok=True)  # stop() removes it; a stopped server may start again
         command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir)]
         # Nothing on disk, in the foreground, so stop() ends it.
         command += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
