@@ -193,3 +193,46 @@ def test_a_redeliver_or_delete_of_nothing_is_a_404_page(admin: httpx.Client) -> 
         response = admin.post(path, data={"csrf_token": token})
         assert response.status_code == 404, (path, response.text[:300])
     assert admin.post("/webhooks/1/delete", data={"csrf_token": "forged"}).status_code == 403
+
+
+KEYS = "SELECT count(*), count(revoked_at) FROM auth.api_keys"
+PASSWORDS = "SELECT string_agg(password_hash, ',' ORDER BY id) FROM auth.accounts"
+
+
+@pytest.mark.parametrize(
+    ("path", "valid", "snapshot"),
+    [
+        # Forms the admin or the gateway refuses (an unknown scope, a wrong current password): whatever a
+        # hostile client does to them, no key is made and no password changes.
+        ("/api-keys", {"name": "hostile", "scopes": "NOT_A_SCOPE"}, KEYS),
+        ("/account/password", {"current": "not it", "new": "x" * 12, "again": "x" * 12}, PASSWORDS),
+        ("/accounts/disabled", {"username": "nobody-hostile", "disabled": "true"}, PASSWORDS),
+    ],
+)
+def test_hostile_access_forms_get_a_4xx_page_and_change_nothing(
+    admin: httpx.Client, migrated_admin_url: str, path: str, valid: dict[str, str], snapshot: str
+) -> None:
+    token = _csrf(admin.get("/api-keys"))
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
+    def run(request: tuple[str, bytes]) -> None:
+        content_type, body = request
+        before = query_row(migrated_admin_url, snapshot)
+        response = admin.post(path, content=body, headers={"content-type": content_type})
+        assert response.status_code < 500, response.text[:500]
+        assert "Traceback" not in response.text
+        if response.status_code != 303:  # a refusal flashed on the page it redirects to
+            assert 400 <= response.status_code < 500, response.text[:300]
+            assert response.headers["content-type"].startswith("text/html")
+        assert query_row(migrated_admin_url, snapshot) == before
+
+    run()
+
+
+def test_revoking_a_key_that_does_not_exist_is_a_404_page(admin: httpx.Client) -> None:
+    token = _csrf(admin.get("/api-keys"))
+    for path in ("/api-keys/99999999999999/revoke", "/api-keys/nope/revoke"):
+        response = admin.post(path, data={"csrf_token": token})
+        assert response.status_code == 404, (path, response.text[:300])
+    assert admin.post("/api-keys/1/revoke", data={"csrf_token": "forged"}).status_code == 403

@@ -250,3 +250,13 @@ async def test_each_api_key_has_its_own_operation_budget(
         assert first == [[], [], [], ["RATE_LIMITED"]]
         assert error_codes(await gql(ORDERS, token=keys[1], url=server.url)) == []
         assert error_codes(await gql("{ products(first: 1) { nodes { id } } }", url=server.url)) == []
+
+
+async def test_a_username_no_account_can_have_is_simply_wrong(gql: Gql, account: Account) -> None:
+    """A NUL byte or a control character is refused by PostgreSQL itself: asked, it was an INTERNAL."""
+    admin = await sign_in(gql, *await account())
+    for name in ("\x00", "ad\x00min", "line\nbreak"):
+        login = (await gql(LOGIN, {"u": name, "p": "whatever it is"}))["data"]["login"]
+        assert login == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}
+        disabled = (await gql(DISABLE, {"u": name, "d": True}, token=admin))["data"]["setAccountDisabled"]
+        assert [e["code"] for e in disabled["errors"]] == ["NOT_FOUND"]

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Scope
 
+from admin.access_pages import router as access_router
 from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
 from admin.notification_pages import router as notification_router
 from admin.routes import render, router
@@ -49,6 +50,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.secret_key = resolve_secret_key(settings)
     app.include_router(router)
     app.include_router(notification_router)
+    app.include_router(access_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

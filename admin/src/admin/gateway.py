@@ -374,6 +374,54 @@ class SalesReport:
     top_products: list[ProductSales]
 
 
+@dataclass(frozen=True)
+class Account:
+    username: str
+    role: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiKeyScope:
+    scope: str  # the schema's enum name, e.g. ORDERS_READ
+    name: str  # as written in logs, e.g. orders:read
+    description: str
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey | None
+    key: str | None
+    errors: list[UserError]
+
+
+_API_KEY = "id name prefix scopes createdAt lastUsedAt revokedAt"
+
+
+def _api_key(data: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=str(data["id"]),
+        name=str(data["name"]),
+        prefix=str(data["prefix"]),
+        scopes=[str(scope) for scope in data["scopes"]],
+        created_at=_datetime(data["createdAt"]),
+        last_used_at=_optional_datetime(data.get("lastUsedAt")),
+        revoked_at=_optional_datetime(data.get("revokedAt")),
+    )
+
+
 _EMAIL_SUMMARY = "id kind to subject sentAt"
 _ENDPOINT = "id url eventTypes description createdAt"
 _DELIVERY = (
@@ -531,6 +579,68 @@ class AdminGateway:
         )
         payload = data["login"]
         return Login(token=payload.get("token"), errors=_errors(payload))
+
+    async def sign_out(self) -> None:
+        """End this session's token at the gateway (it is refused from now on, wherever it was copied)."""
+        await self._run(f"mutation {{ signOut {{ {_ERRORS} }} }}")
+
+    async def change_password(self, current: str, new: str) -> Login:
+        data = await self._run(
+            "mutation($c: String!, $n: String!) "
+            f"{{ changePassword(currentPassword: $c, newPassword: $n) {{ token {_ERRORS} }} }}",
+            c=current,
+            n=new,
+        )
+        payload = data["changePassword"]
+        return Login(token=payload.get("token"), errors=_errors(payload))
+
+    async def accounts(self) -> list[Account]:
+        data = await self._run("{ accounts { username role createdAt disabledAt } }")
+        return [
+            Account(
+                username=str(a["username"]),
+                role=str(a["role"]),
+                created_at=_datetime(a["createdAt"]),
+                disabled_at=_optional_datetime(a.get("disabledAt")),
+            )
+            for a in data["accounts"]
+        ]
+
+    async def set_account_disabled(self, username: str, disabled: bool) -> list[UserError]:
+        data = await self._run(
+            "mutation($u: String!, $d: Boolean!) "
+            f"{{ setAccountDisabled(username: $u, disabled: $d) {{ account {{ username }} {_ERRORS} }} }}",
+            u=username,
+            d=disabled,
+        )
+        return _errors(data["setAccountDisabled"])
+
+    async def api_keys(self) -> tuple[list[ApiKey], list[ApiKeyScope]]:
+        data = await self._run(f"{{ apiKeys {{ {_API_KEY} }} apiKeyScopes {{ scope name description }} }}")
+        scopes = [
+            ApiKeyScope(scope=str(s["scope"]), name=str(s["name"]), description=str(s["description"]))
+            for s in data["apiKeyScopes"]
+        ]
+        return [_api_key(k) for k in data["apiKeys"]], scopes
+
+    async def create_api_key(self, name: str, scopes: list[str]) -> CreatedKey:
+        data = await self._run(
+            "mutation($n: String!, $s: [Scope!]!) "
+            f"{{ createApiKey(name: $n, scopes: $s) {{ key apiKey {{ {_API_KEY} }} {_ERRORS} }} }}",
+            n=name,
+            s=scopes,
+        )
+        payload = data["createApiKey"]
+        made = payload.get("apiKey")
+        return CreatedKey(
+            api_key=None if made is None else _api_key(made), key=payload.get("key"), errors=_errors(payload)
+        )
+
+    async def revoke_api_key(self, key_id: str) -> list[UserError]:
+        data = await self._run(
+            f"mutation($id: ID!) {{ revokeApiKey(id: $id) {{ apiKey {{ id }} {_ERRORS} }} }}", id=key_id
+        )
+        return _errors(data["revokeApiKey"])
 
     async def products(self, *, first: int, after: str | None) -> Page[Product]:
         data = await self._run(

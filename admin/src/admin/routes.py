@@ -7,11 +7,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from admin.gateway import ORDER_STATUSES, AdminGateway, Order, OrderResult, RateLimitedError, UserError
+from admin.gateway import (
+    ORDER_STATUSES,
+    AdminGateway,
+    GatewayError,
+    Order,
+    OrderResult,
+    RateLimitedError,
+    RefusedError,
+    UserError,
+)
 from admin.money import (
     MAX_STOCK,
     FieldError,
@@ -33,6 +43,8 @@ from admin.session import (
     take_flashes,
 )
 from admin.timeline import payment_timeline
+
+log = structlog.get_logger()
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")  # Starlette's Jinja2Templates autoescapes
@@ -127,6 +139,9 @@ _FIELD_NAMES = {
     "eventtypes": "event_types",
     "event_types": "event_types",
     "description": "description",
+    "scopes": "scopes",
+    "newpassword": "new",
+    "currentpassword": "current",
 }
 
 
@@ -198,6 +213,15 @@ async def sign_in_submit(request: Request, gateway: AnonymousDep) -> Response:
 @router.post("/sign-out")
 async def sign_out_submit(request: Request) -> Response:
     await checked_form(request)
+    token = request.session.get("token")
+    if isinstance(token, str) and token:
+        # Ended at the gateway first, so a copy of the cookie is worth nothing either. This session ends here
+        # whatever the gateway says: an ended token, or a gateway that is down, must not keep anyone in.
+        gateway = AdminGateway(request.app.state.gateway, token=token, request_id=request.state.request_id)
+        try:
+            await gateway.sign_out()
+        except (RefusedError, GatewayError) as exc:
+            log.warning("sign_out_not_confirmed", error=type(exc).__name__)
     sign_out(request)
     flash(request, "You have signed out.")
     return redirect("/sign-in")

@@ -27,6 +27,7 @@ from gateway.types.login import (
     AccountPayload,
     ApiKey,
     ApiKeyPayload,
+    ApiKeyScope,
     LoginPayload,
     SignOutPayload,
 )
@@ -47,6 +48,10 @@ class AccountsQuery:
     @strawberry.field(permission_classes=[IsAdmin], description="Signed-in admin only. Newest first.")
     async def api_keys(self, info: strawberry.Info[Context, None]) -> list[ApiKey]:
         return [ApiKey.from_record(record) for record in await list_keys(info.context.engine)]
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Signed-in admin only. What keys can carry.")
+    def api_key_scopes(self) -> list[ApiKeyScope]:
+        return ApiKeyScope.all()
 
 
 @strawberry.type

@@ -47,13 +47,19 @@ class AccountExists(Exception):
     pass
 
 
+def plausible_username(username: str) -> bool:
+    """Whether an account could have this name (1 to 100 printable characters): anything else is no account,
+    answered without asking the database (which refuses a NUL byte outright)."""
+    return 1 <= len(username) <= MAX_USERNAME and username.isprintable()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
 async def create_account(engine: AsyncEngine, username: str, password: str, role: Role = "admin") -> None:
-    if not 1 <= len(username) <= MAX_USERNAME:
-        raise ValueError(f"username must be 1 to {MAX_USERNAME} characters")
+    if not plausible_username(username):
+        raise ValueError(f"username must be 1 to {MAX_USERNAME} printable characters")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise ValueError(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -103,7 +109,7 @@ _ACCOUNT = text("SELECT id, password_hash, role, disabled_at FROM auth.accounts 
 async def authenticate(engine: AsyncEngine, username: str, password: str) -> Principal | None:
     """The account if the password is right and the account enabled; None otherwise (whether or not the
     username exists: a miss costs one argon2 verification like a wrong password)."""
-    if not (1 <= len(username) <= MAX_USERNAME and 1 <= len(password) <= MAX_PASSWORD):
+    if not (plausible_username(username) and 1 <= len(password) <= MAX_PASSWORD):
         return None
     async with engine.connect() as conn:
         row = (await conn.execute(_ACCOUNT, {"u": username})).first()
@@ -181,6 +187,8 @@ async def list_accounts(engine: AsyncEngine) -> list[Account]:
 
 async def set_account_disabled(engine: AsyncEngine, username: str, disabled: bool) -> Account | None:
     """Disable (ending every session at once) or enable an account; None when there is no such account."""
+    if not plausible_username(username):
+        return None
     async with engine.begin() as conn:
         row = (
             await conn.execute(

@@ -18,3 +18,16 @@ class Scope(Enum):
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"  # register, delete, redeliver
     SALES_READ = "sales:read"  # the sales report
+
+
+# What each scope lets a key do, in the words the admin's key form shows.
+DESCRIPTIONS: dict[Scope, str] = {
+    Scope.CATALOG_READ: "Read low-stock thresholds and alerts.",
+    Scope.CATALOG_WRITE: "Create and update products; adjust stock.",
+    Scope.ORDERS_READ: "Read every order, the order list and their payments.",
+    Scope.ORDERS_WRITE: "Capture, cancel and refund orders.",
+    Scope.MAIL_READ: "Read the outgoing mail.",
+    Scope.WEBHOOKS_READ: "Read webhook endpoints and their delivery logs.",
+    Scope.WEBHOOKS_WRITE: "Register, delete and redeliver webhooks.",
+    Scope.SALES_READ: "Read the sales report.",
+}

@@ -5,7 +5,7 @@ import strawberry
 from gateway.api_keys import ApiKey as ApiKeyRecord
 from gateway.auth import Account as AccountRecord
 from gateway.errors import UserError
-from gateway.scopes import Scope
+from gateway.scopes import DESCRIPTIONS, Scope
 
 
 @strawberry.type
@@ -74,3 +74,14 @@ class ApiKeyPayload:
         default=None, description="The key, in full: shown this once (createApiKey only), stored nowhere."
     )
     errors: list[UserError]
+
+
+@strawberry.type(description="A scope an API key can carry, with what it allows.")
+class ApiKeyScope:
+    scope: Scope
+    name: str = strawberry.field(description='As written in logs and docs, e.g. "orders:read".')
+    description: str
+
+    @classmethod
+    def all(cls) -> list["ApiKeyScope"]:
+        return [cls(scope=scope, name=scope.value, description=DESCRIPTIONS[scope]) for scope in Scope]
