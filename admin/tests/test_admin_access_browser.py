@@ -125,6 +125,7 @@ def test_an_admin_changes_their_password_and_every_other_session_ends(
     page.get_by_role("button", name="Change password").click()
     page.wait_for_url(f"{admin_ui_url}/account")
     assert "Password changed" in page.get_by_role("status").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "admin-account.png"), full_page=True)
 
     assert refused(gateway_url, elsewhere)  # the other session ended at once
