@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from admin.money import MAX_PRICE_CENTS, MAX_STOCK, FieldError, format_cents, parse_int, parse_price
+from admin.money import FieldError, format_cents, parse_int, parse_price
+from servicekit.rules import MAX_PRICE_CENTS, MAX_STOCK
 
 
 @pytest.mark.parametrize(

@@ -5,27 +5,17 @@ token and the request id forwarded on every call. Cross-cutting refusals become 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 import structlog
 
 from servicekit.graphql_client import GraphQLTransportError, gateway_ready, post_graphql
+from servicekit.rules import OrderStatus
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
-OrderStatus = Literal["PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID", "REFUNDED", "CANCELLED", "EXPIRED"]
-# In lifecycle order (docs/adr/0004): the orders filter lists them so.
-ORDER_STATUSES: tuple[OrderStatus, ...] = (
-    "PENDING",
-    "PAYMENT_FAILED",
-    "AUTHORIZED",
-    "PAID",
-    "REFUNDED",
-    "CANCELLED",
-    "EXPIRED",
-)
 
 
 class GatewayError(Exception):

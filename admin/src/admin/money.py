@@ -4,12 +4,12 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-# The inventory service's limits (inventory.schemas); checked here so the message shows next to the field.
-MAX_PRICE_CENTS = 100_000_000_00
-MAX_STOCK = 1_000_000_000
-MAX_NAME_LENGTH = 200
-# The orders service's limit on a refund's reason (orders.schemas).
-MAX_REASON_LENGTH = 500
+from servicekit.rules import MAX_PRICE_CENTS, MAX_PRODUCT_NAME, MAX_REFUND_REASON
+
+# The shop's rules (servicekit.rules, enforced by inventory and orders); checked here so the message shows
+# next to the field.
+MAX_NAME_LENGTH = MAX_PRODUCT_NAME
+MAX_REASON_LENGTH = MAX_REFUND_REASON
 _CENT = Decimal("0.01")
 # ASCII digits only (str.isdigit and int() also accept "¹", "١" and "1_000"); long enough for any limit here.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,24}")

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from admin.gateway import (
-    ORDER_STATUSES,
     AdminGateway,
     GatewayError,
     Order,
@@ -23,7 +22,6 @@ from admin.gateway import (
     UserError,
 )
 from admin.money import (
-    MAX_STOCK,
     FieldError,
     format_cents,
     parse_int,
@@ -43,6 +41,7 @@ from admin.session import (
     take_flashes,
 )
 from admin.timeline import payment_timeline
+from servicekit.rules import MAX_STOCK, ORDER_STATUSES
 
 log = structlog.get_logger()
 

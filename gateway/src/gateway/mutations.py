@@ -33,17 +33,20 @@ from gateway.types.product import (
     ProductPayload,
     UpdateProductInput,
 )
+from servicekit.rules import (
+    MAX_EMAIL,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LINES,
+    MAX_QTY_PER_LINE,
+    MAX_REFUND_REASON,
+    MAX_TEXT,
+    is_idempotency_key,
+)
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
 
-MAX_QTY_PER_LINE = 1_000
-MAX_LINES = 100
-MAX_IDEMPOTENCY_KEY = 255
-MAX_TEXT = 200  # a customer's name and each address line, as orders limits them
-MAX_EMAIL = 254  # RFC 5321's path limit, less the angle brackets
-MAX_REFUND_REASON = 500
 MAX_CARD_NUMBER = 40  # 19 digits with a separator between each: anything longer is not a card number
 # Shape only, for a message next to the field; orders validates the address for real.
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -208,7 +211,7 @@ def _given(value: str | None) -> str | None:
 
 
 def _check_idempotency_key(key: str | None, field: str, errors: list[UserError]) -> None:
-    if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()):
+    if key is not None and not is_idempotency_key(key):
         errors.append(
             _invalid(field, f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.")
         )

@@ -6,8 +6,8 @@ import json
 import httpx
 import pytest
 
-from inventory.schemas import MAX_STOCK
 from notifications.events import CATALOGUE
+from servicekit.rules import MAX_STOCK
 
 
 @pytest.fixture

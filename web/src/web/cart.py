@@ -10,8 +10,10 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
+from servicekit.rules import MAX_QTY_PER_LINE
+
 COOKIE_NAME = "cart"
-MAX_QTY_PER_LINE = 99
+# Per line, the orders service's own rule; lines per cart, the shop's choice (orders takes up to 100).
 MAX_LINES = 25
 _CART_SALT = "lockstock.web.cart"
 _CHECKOUT_SALT = "lockstock.web.checkout"

@@ -14,11 +14,12 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from servicekit.rules import MAX_EMAIL, MAX_TEXT
 from web.cart import FormInputError
 
 # The orders service's limits (orders.schemas), checked here so the message shows next to the field.
-MAX_EMAIL_LENGTH = 254
-MAX_TEXT_LENGTH = 200
+MAX_EMAIL_LENGTH = MAX_EMAIL
+MAX_TEXT_LENGTH = MAX_TEXT
 CARD_DIGITS = range(12, 20)
 
 # The simulated processor's test cards (payments decides by card, like a processor's test mode).

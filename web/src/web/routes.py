@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from servicekit.rules import MAX_QTY_PER_LINE
 from web.cart import (
     COOKIE_NAME,
-    MAX_QTY_PER_LINE,
     Cart,
     FormInputError,
     Signer,

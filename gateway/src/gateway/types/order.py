@@ -13,6 +13,7 @@ from gateway.types.page import PageInfo
 from gateway.types.payment import Payment
 from gateway.types.product import Product
 from gateway.types.scalars import Cents
+from servicekit.rules import ORDER_STATUSES
 
 
 @strawberry.enum(description="See docs/adr/0004-order-and-payment-lifecycle.md for the transitions.")
@@ -24,6 +25,11 @@ class OrderStatus(Enum):
     REFUNDED = "REFUNDED"
     CANCELLED = "CANCELLED"
     EXPIRED = "EXPIRED"
+
+
+# GraphQL needs an Enum class; the statuses themselves are the rule orders owns (servicekit.rules).
+if tuple(status.value for status in OrderStatus) != ORDER_STATUSES:
+    raise RuntimeError("OrderStatus differs from servicekit.rules.ORDER_STATUSES")
 
 
 @strawberry.type

@@ -38,10 +38,11 @@ from starlette.responses import Response
 from servicekit import idempotency_sql as sql
 from servicekit.db import autocommit
 from servicekit.errors import AppError, app_error_response
+from servicekit.rules import MAX_IDEMPOTENCY_KEY, is_idempotency_key
 
 log = structlog.get_logger()
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = MAX_IDEMPOTENCY_KEY
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 IDEMPOTENT_REPLAYS = Counter(
@@ -116,9 +117,9 @@ def validate_key(key: str | None, *, required: bool) -> str | None:
                 "Send an Idempotency-Key header (up to 255 characters) with this request."
             )
         return None
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not is_idempotency_key(key):
         raise IdempotencyKeyInvalid(
-            f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters; got {len(key)}."
+            f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters; got {len(key)}."
         )
     return key
 
@@ -359,7 +360,7 @@ def idempotency(*, required: bool) -> Callable[..., Awaitable[Idempotency]]:
     """The dependency for a route under an Idempotency-Key: validates the header (400 before anything runs)
     and hands the app's store (``app.state.idempotency``, set by the service's lifespan)."""
     description = (
-        f"{'Required' if required else 'Optional'}, 1 to {MAX_KEY_LENGTH} printable characters: "
+        f"{'Required' if required else 'Optional'}, 1 to {MAX_KEY_LENGTH} printable ASCII characters: "
         "the same key and body do it once"
     )
 

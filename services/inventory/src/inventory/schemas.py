@@ -2,12 +2,12 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
+from servicekit.rules import MAX_PRICE_CENTS, MAX_PRODUCT_NAME, MAX_STOCK
 from servicekit.validation import PlainText
 
-MAX_PRICE_CENTS = 100_000_000_00  # a hundred million in the currency's unit
-MAX_STOCK = 1_000_000_000
-
-ProductName = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ProductName = Annotated[
+    PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PRODUCT_NAME)
+]
 PriceCents = Annotated[StrictInt, Field(ge=0, le=MAX_PRICE_CENTS)]
 StockQty = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
 # Stock at or below it opens the product's low-stock alert (issue 14); null: no alert for this product.

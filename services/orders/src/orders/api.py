@@ -6,12 +6,13 @@ from starlette.responses import JSONResponse, Response
 from orders import service
 from orders.batcher import OrderBatcher
 from orders.payments import PaymentsClient
-from orders.schemas import AuthorizeIn, OrderCreate, OrderPlaced, OrderRead, OrderStatus, RefundIn
+from orders.schemas import AuthorizeIn, OrderCreate, OrderPlaced, OrderRead, RefundIn
 from orders.settings import OrdersSettings
 from servicekit.callers import allow
 from servicekit.db import EngineDep, SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
 from servicekit.idempotency import IdempotentRequest, OptionallyIdempotentRequest
+from servicekit.rules import OrderStatus
 from servicekit.validation import MAX_ID, JsonBody
 
 # Who may call (servicekit.callers): the gateway only; the demo and the bench send the gateway's token.

@@ -1,17 +1,12 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, StringConstraints
 
+from servicekit.rules import MAX_EMAIL, MAX_LINES, MAX_QTY_PER_LINE, MAX_REFUND_REASON, MAX_TEXT, OrderStatus
 from servicekit.validation import MAX_ID
 
-MAX_QTY_PER_LINE = 1_000
-MAX_LINES = 100
-MAX_REFUND_REASON = 500
-
-OrderStatus = Literal["PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID", "REFUNDED", "CANCELLED", "EXPIRED"]
-
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
 
 
 class OrderLineIn(BaseModel):
@@ -36,7 +31,7 @@ class Customer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[EmailStr, Field(max_length=MAX_EMAIL)]
     name: Text200 | None = None
     address: Address | None = None
 

@@ -39,9 +39,10 @@ from orders.errors import (
     UnknownProduct,
 )
 from orders.payments import CAPTURED_STATUSES, Payment, PaymentsClient, PaymentsRefusal
-from orders.schemas import MAX_QTY_PER_LINE, Customer, OrderLineIn, OrderPlaced, OrderRead
+from orders.schemas import Customer, OrderLineIn, OrderPlaced, OrderRead
 from servicekit.db import autocommit
 from servicekit.idempotency import MAX_KEY_LENGTH
+from servicekit.rules import MAX_QTY_PER_LINE
 
 log = structlog.get_logger()
 
