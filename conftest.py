@@ -111,10 +111,15 @@ def payments_url(
 def orders_url(
     service_database_urls: dict[str, str], payments_url: str, credential_settings: CredentialSettings
 ) -> Iterator[str]:
+    # Its background expiry sweeper and reconciler stay out of the way (an hour apart): they work on the whole
+    # shared database, so every 5 s they would expire or settle another test's orders under it (a test that
+    # races its own sweepers found none left to sweep). Tests that need them drive them or start their own.
     settings = OrdersSettings(
         database_url=service_database_urls["orders"],
         db_pool_size=20,
         payments_url=payments_url,
+        expiry_sweep_interval_s=3_600,
+        reconcile_interval_s=3_600,
         **credential_settings("orders"),
     )
     with LiveServer(create_orders_app(settings)) as server:
