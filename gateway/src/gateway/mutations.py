@@ -90,20 +90,9 @@ def user_errors(exc: UpstreamError, *, prefix: str = "input", id_field: str | No
     if code is None or (exc.status >= 500 and code is not ErrorCode.PAYMENT_UNAVAILABLE):
         raise exc
     problem = exc.problem
-    if code is ErrorCode.INSUFFICIENT_STOCK and isinstance(problem.get("items"), list):
-        return [
-            UserError(
-                code=code,
-                field="items",
-                message=f"Only {item.get('available')} of product {item.get('product_id')} left; "
-                f"{item.get('requested')} requested.",
-                product_id=strawberry.ID(str(item.get("product_id"))),
-                requested=_as_int(item.get("requested")),
-                available=_as_int(item.get("available")),
-            )
-            for item in problem["items"]
-            if isinstance(item, dict)
-        ]
+    mapped = _detailed(code, problem, prefix)
+    if mapped:
+        return mapped
     if code is ErrorCode.INSUFFICIENT_STOCK:
         return [
             UserError(
@@ -112,26 +101,8 @@ def user_errors(exc: UpstreamError, *, prefix: str = "input", id_field: str | No
                 available=_as_int(problem.get("available")),
             )
         ]
-    if code is ErrorCode.UNKNOWN_PRODUCT and isinstance(problem.get("product_ids"), list):
-        return [
-            UserError(
-                code=code,
-                field="items",
-                message=f"There is no product {pid}.",
-                product_id=strawberry.ID(str(pid)),
-            )
-            for pid in problem["product_ids"]
-        ]
-    if code is ErrorCode.INVALID_INPUT and isinstance(problem.get("errors"), list):
-        return [
-            UserError(
-                code=code,
-                field=_field_path(str(err.get("field") or "") or None, prefix),
-                message=str(err.get("message") or "invalid")[:300],
-            )
-            for err in problem["errors"]
-            if isinstance(err, dict)
-        ] or [UserError(code=code, message="The input is not valid.")]
+    if code is ErrorCode.INVALID_INPUT:
+        return [UserError(code=code, message="The input is not valid.")]
     if code is ErrorCode.NOT_FOUND:
         return [
             UserError(
@@ -156,6 +127,47 @@ def user_errors(exc: UpstreamError, *, prefix: str = "input", id_field: str | No
             message=_MESSAGES.get(code, "The request was refused."),
         )
     ]
+
+
+def _detailed(code: ErrorCode, problem: dict[str, Any], prefix: str) -> list[UserError]:
+    """One error per item a problem lists (short products, unknown ids, invalid fields), or [] when it lists
+    none in a shape we read: the caller then answers one general error of the same code, never none (a
+    refusal with no error would read as a success with nothing in it)."""
+    if code is ErrorCode.INSUFFICIENT_STOCK and isinstance(problem.get("items"), list):
+        return [
+            UserError(
+                code=code,
+                field="items",
+                message=f"Only {item.get('available')} of product {item.get('product_id')} left; "
+                f"{item.get('requested')} requested.",
+                product_id=strawberry.ID(str(item.get("product_id"))),
+                requested=_as_int(item.get("requested")),
+                available=_as_int(item.get("available")),
+            )
+            for item in problem["items"]
+            if isinstance(item, dict)
+        ]
+    if code is ErrorCode.UNKNOWN_PRODUCT and isinstance(problem.get("product_ids"), list):
+        return [
+            UserError(
+                code=code,
+                field="items",
+                message=f"There is no product {pid}.",
+                product_id=strawberry.ID(str(pid)),
+            )
+            for pid in problem["product_ids"]
+        ]
+    if code is ErrorCode.INVALID_INPUT and isinstance(problem.get("errors"), list):
+        return [
+            UserError(
+                code=code,
+                field=_field_path(str(err.get("field") or "") or None, prefix),
+                message=str(err.get("message") or "invalid")[:300],
+            )
+            for err in problem["errors"]
+            if isinstance(err, dict)
+        ]
+    return []
 
 
 _MESSAGES = {
