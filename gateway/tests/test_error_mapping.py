@@ -100,7 +100,7 @@ def test_any_known_code_with_any_problem_body_maps_without_crashing(
     code: str, problem: dict[str, Any]
 ) -> None:
     """A service's body is not trusted: whatever shape it has, a known 4xx code maps to at least one
-    error of that code (never a KeyError or TypeError, an INTERNAL; never no error at all, which would read as a
+    error of that code: never a KeyError or TypeError (an INTERNAL), never no error at all (which reads as a
     success with nothing in it: a list of short products that were not objects did that)."""
     errors = user_errors(refusal(code, 409, **problem))
     assert errors
