@@ -6,7 +6,6 @@ attempt, and the sale shows on Sales.
 The worker, its SMTP sink and the receiver are services/notifications/tests/conftest.py's, loaded as
 tests/replicas does."""
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.testing import load_module
+from devstack.testing import load_module, wait_for, wait_for_sync
 
 from .test_admin_browser import screenshot, sign_in, unique
 
@@ -80,14 +79,12 @@ def sell(gateway_url: str, admin_token: str, product_id: str, qty: int, email: s
 def reload_until(page: Any, url: str, ready: Callable[[], bool], within_s: float = 30) -> None:
     """Reload ``url`` until ``ready()`` (the worker works in the background; the pages have no JavaScript
     to refresh themselves)."""
-    deadline = time.monotonic() + within_s
-    while True:
+
+    def reloaded_ready() -> bool:
         page.goto(url)
-        if ready():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} never showed what was awaited")
-        page.wait_for_timeout(250)
+        return ready()
+
+    wait_for_sync(reloaded_ready, within_s=within_s, what=f"{url} to show what was awaited", every_s=0.25)
 
 
 def test_an_order_s_email_and_webhook_show_in_the_admin_with_redeliver_and_the_sale_on_sales(
@@ -232,10 +229,12 @@ def test_the_alerts_page_shows_open_and_closed_alerts(
                 await producer.emit("stock.low", product_id, {**low, "stock_qty": 1}),
             ]
             with workers.start(mail_sink.url):
-                deadline = time.monotonic() + 30
-                while not await helpers.jobs_done(admin, events, ["alerts"]):
-                    assert time.monotonic() < deadline, "the worker never handled the alerts"
-                    await _pause()
+                await wait_for(
+                    lambda: helpers.jobs_done(admin, events, ["alerts"]),
+                    within_s=30,
+                    what="the worker to handle the alerts",
+                    every_s=0.1,
+                )
         finally:
             for conn in (inventory, orders, admin):
                 await conn.close()
@@ -250,9 +249,3 @@ def test_the_alerts_page_shows_open_and_closed_alerts(
     assert open_row.locator("td").nth(2).inner_text() == "1"
     assert closed_row.locator("td").nth(4).inner_text() == "40"
     screenshot(page, "alerts")
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)

@@ -11,7 +11,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from devstack import replicas
 from devstack.embedded import free_port
 from devstack.redisserver import REDIS_SERVER, RedisServer
+from devstack.testing import wait_for_sync
 from lockstock_db.credentials import credential_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,17 +136,20 @@ def replica_run(
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 120
-            while True:
+
+            def all_up() -> bool:
                 try:
                     servers = haproxy_servers(stats_port)
                     if len(servers) == 2 * len(APPS) and all(s["status"] == "UP" for s in servers.values()):
-                        break
+                        return True
                 except httpx.HTTPError:
                     pass
                 assert honcho.poll() is None, "honcho exited while starting the replicas"
-                assert time.monotonic() < deadline, "the replicas did not all come up behind haproxy"
-                time.sleep(0.2)
+                return False
+
+            wait_for_sync(
+                all_up, within_s=120, what="the replicas all to come up behind haproxy", every_s=0.2
+            )
             yield {"url": url, "stats_port": stats_port}
         finally:
             honcho.send_signal(signal.SIGINT)

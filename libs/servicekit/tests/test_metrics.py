@@ -1,7 +1,6 @@
 """/metrics after real traffic: the HTTP series per route template and status, and orders' business series."""
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -12,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
 
-from devstack.testing import LiveServer
+from devstack.testing import LiveServer, wait_for
 from servicekit.metrics import UNMATCHED_ROUTE, instrument_app
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -21,8 +20,10 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 async def scrape(client: httpx.AsyncClient) -> Samples:
     """The app's samples once every earlier request is fully counted: a client has its response a moment
     before the server's middleware finishes with the request, so wait until the scrape is alone in flight."""
-    deadline = time.monotonic() + 10
-    while True:
+    in_flight = 0.0
+
+    async def alone_in_flight() -> Samples | None:
+        nonlocal in_flight
         response = await client.get("/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
@@ -32,10 +33,9 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
             for sample in family.samples
         }
         in_flight = sum(v for (name, _), v in samples.items() if name == "lockstock_http_requests_in_flight")
-        if in_flight == 1:
-            return samples
-        assert time.monotonic() < deadline, f"{in_flight} requests still in flight"
-        await asyncio.sleep(0.01)
+        return samples if in_flight == 1 else None
+
+    return await wait_for(alone_in_flight, what=lambda: f"the scrape alone in flight; {in_flight} were")
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -130,14 +130,11 @@ async def test_lock_wait_is_the_time_an_order_queued_behind_a_row_lock(
             order = asyncio.create_task(
                 client.post("/orders", json={"items": [{"productId": mug, "qty": 1}]})
             )
-            deadline = time.monotonic() + 10
             waiting = (
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE application_name = 'orders' AND wait_event_type = 'Lock'"
             )
-            while not await db.fetchval(waiting):
-                assert time.monotonic() < deadline, "the order never queued behind the lock"
-                await asyncio.sleep(0.01)
+            await wait_for(lambda: db.fetchval(waiting), what="the order to queue behind the lock")
             await asyncio.sleep(held_for)  # hold the lock for a known time while the order waits
         response = await order
         after = await scrape(client)

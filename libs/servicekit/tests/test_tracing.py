@@ -1,8 +1,6 @@
 """Tracing: a request is one trace with a server span and a span per SQL statement; logs carry its ids;
 with no OTLP endpoint nothing is set up; with one, spans really leave over OTLP/HTTP."""
 
-import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from devstack.testing import LiveServer, wait_until
+from devstack.testing import LiveServer, wait_for, wait_until
 from inventory.api import CALLERS as INVENTORY_CALLERS
 from inventory.api import router as inventory_router
 from inventory.settings import InventorySettings
@@ -61,15 +59,16 @@ def request_path(span: Any) -> str | None:
 
 async def spans_of_request(exporter: InMemorySpanExporter, path: str, *, at_least: int) -> list[Any]:
     """The finished spans of the trace whose server span served ``path`` (it ends after the response)."""
-    deadline = time.monotonic() + 10
-    while True:
+    spans: list[Any] = []
+
+    async def arrived() -> list[Any] | None:
+        nonlocal spans
         finished = exporter.get_finished_spans()
         server = [s for s in finished if s.kind is SpanKind.SERVER and request_path(s) == path]
         spans = [s for s in finished if server and s.context.trace_id == server[0].context.trace_id]
-        if len(spans) >= at_least:
-            return spans
-        assert time.monotonic() < deadline, f"only {len(spans)} spans of the request arrived"
-        await asyncio.sleep(0.01)
+        return spans if len(spans) >= at_least else None
+
+    return await wait_for(arrived, what=lambda: f"{at_least} spans of the request; {len(spans)} arrived")
 
 
 async def test_a_request_is_one_trace_with_a_server_span_and_a_database_span(

@@ -4,8 +4,6 @@ log line of it, in every app, carries the same request id and trace id.
 The gateway does not use create_service_app; this test wires it the way any such app is wired
 (``instrument_app`` + ``setup_tracing``), all apps exporting to one in-memory exporter."""
 
-import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from devstack.testing import LiveServer
+from devstack.testing import LiveServer, wait_for, wait_until
 from servicekit.metrics import instrument_app
 from servicekit.tracing import setup_tracing
 
@@ -62,8 +60,8 @@ def traced_system(
 
 async def trace_of(exporter: InMemorySpanExporter, service: str, *, name_has: str) -> list[Any]:
     """All finished spans of the trace whose ``service`` server span is named with ``name_has``."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def trace() -> list[Any] | None:
         finished = exporter.get_finished_spans()
         roots = [
             s
@@ -74,8 +72,9 @@ async def trace_of(exporter: InMemorySpanExporter, service: str, *, name_has: st
         ]
         if roots:
             return [s for s in finished if s.context.trace_id == roots[0].context.trace_id]
-        assert time.monotonic() < deadline, f"no {service} server span named like {name_has!r}"
-        await asyncio.sleep(0.01)
+        return None
+
+    return await wait_for(trace, what=f"a {service} server span named like {name_has!r}")
 
 
 async def test_one_checkout_is_one_trace_from_the_gateway_through_orders_to_postgresql(
@@ -98,23 +97,28 @@ async def test_one_checkout_is_one_trace_from_the_gateway_through_orders_to_post
         # The gateway, wired with instrument_app like any app outside create_service_app, counts it too
         # (a moment after the client has its response: the middleware counts once the response is out).
         counted = 'lockstock_http_requests_total{method="POST",route="/graphql",status="200"} 1.0'
-        deadline = time.monotonic() + 10
-        while counted not in (await client.get(f"{gateway_url}/metrics")).text:
-            assert time.monotonic() < deadline, "the gateway never counted the request"
-            await asyncio.sleep(0.01)
+
+        async def gateway_counted() -> bool:
+            return counted in (await client.get(f"{gateway_url}/metrics")).text
+
+        await wait_until(gateway_counted, what="the gateway to count the request")
 
     assert response.status_code == 200, response.text
     payload = response.json()["data"]["placeOrder"]
     assert payload["errors"] == []
     assert payload["order"]["status"] == "PENDING"
 
-    spans = await trace_of(exporter, "gateway", name_has="/graphql")
     # The orders server span ends after its response reached the gateway: wait for it too.
-    deadline = time.monotonic() + 10
-    while not any(s.kind is SpanKind.SERVER and s.name == "POST /orders" for s in spans):
-        assert time.monotonic() < deadline, f"no orders span in the trace: {[s.name for s in spans]}"
-        await asyncio.sleep(0.01)
+    spans: list[Any] = []
+
+    async def with_orders_span() -> list[Any] | None:
+        nonlocal spans
         spans = await trace_of(exporter, "gateway", name_has="/graphql")
+        return spans if any(s.kind is SpanKind.SERVER and s.name == "POST /orders" for s in spans) else None
+
+    spans = await wait_for(
+        with_orders_span, what=lambda: f"the orders span in the trace: {[s.name for s in spans]}"
+    )
     trace_ids = {s.context.trace_id for s in spans}
     assert len(trace_ids) == 1
     by_service: dict[str, list[Any]] = {}

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -29,6 +29,8 @@ from starlette.types import ASGIApp
 from devstack.embedded import EmbeddedPostgres, free_port
 from servicekit.db import plain_url, with_database
 from servicekit.sync import run_sync
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +91,13 @@ class LiveServer:
 
     def __enter__(self) -> "LiveServer":
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+
+        def started() -> bool:
+            if not self.thread.is_alive():
                 raise RuntimeError(f"server on port {self.port} did not start")
-            time.sleep(0.02)
+            return bool(self.server.started)
+
+        wait_for_sync(started, within_s=30, what=f"the server on port {self.port} to start", every_s=0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -102,13 +106,11 @@ class LiveServer:
 
 
 def wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {port}")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for_sync(listening, within_s=timeout, what=f"something to listen on {port}", every_s=0.02)
 
 
 def fuzz_openapi(
@@ -162,13 +164,59 @@ def screenshot_dir(repo_root: Path) -> Path:
     return target
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within_s: float = 10) -> None:
-    """Poll ``predicate`` until it is true (tests never sleep a guessed time: they poll with a deadline)."""
+Description = str | Callable[[], str]
+
+
+def _timed_out(within_s: float, what: Description) -> TimeoutError:
+    return TimeoutError(f"waited {within_s:g} s for {what() if callable(what) else what}")
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    within_s: float = 10,
+    what: Description = "the condition",
+    every_s: float = 0.01,
+) -> T:
+    """Await ``probe`` every ``every_s`` until it yields a truthy value, and return that value; past
+    ``within_s`` raise TimeoutError naming ``what`` (a string, or a callable asked at the deadline, so the
+    message can say what was last seen). Tests never sleep a guessed time: they poll with a deadline.
+
+    A probe says "not yet" with None (or anything falsy: False, 0, an empty list), so a probe that returns
+    a bool is a predicate; an exception or a failed assertion inside it fails at once."""
     deadline = time.monotonic() + within_s
-    while not await predicate():
+    while True:
+        value = await probe()
+        if value:
+            return value
         if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
+            raise _timed_out(within_s, what)
+        await asyncio.sleep(every_s)
+
+
+def wait_for_sync(
+    probe: Callable[[], T | None],
+    *,
+    within_s: float = 10,
+    what: Description = "the condition",
+    every_s: float = 0.01,
+) -> T:
+    """wait_for for code that cannot await: Playwright's sync API in browser tests, threads, subprocesses."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise _timed_out(within_s, what)
+        time.sleep(every_s)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], within_s: float = 10, *, what: Description = "the condition"
+) -> None:
+    """Poll ``predicate`` until it is true: wait_for for a probe that only says yes or no."""
+    await wait_for(predicate, within_s=within_s, what=what)
 
 
 def log_events(out: str) -> list[dict[str, Any]]:
