@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from admin.money import MAX_PRICE_CENTS, MAX_STOCK, FieldError, format_cents, parse_int, parse_price
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("typed", "cents"),

@@ -3,8 +3,12 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from admin.gateway import Order, Payment, Refund
 from admin.timeline import payment_timeline
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -15,6 +15,8 @@ from web.cart import (
     stock_label,
 )
 
+pytestmark = pytest.mark.unit
+
 signer = Signer("unit-test-secret")
 product_ids = st.integers(min_value=1, max_value=10**12).map(str)
 quantities = st.integers(min_value=1, max_value=MAX_QTY_PER_LINE)

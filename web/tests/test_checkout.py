@@ -18,6 +18,8 @@ from web.checkout import (
     time_left,
 )
 
+pytestmark = pytest.mark.unit
+
 GOOD = {
     "email": " Ada@Example.COM ",
     "name": "Ada  Lovelace",
