@@ -8,6 +8,8 @@ import pytest
 
 from admin.settings import AdminSettings, resolve_secret_key
 
+pytestmark = pytest.mark.unit
+
 
 def test_an_explicit_secret_key_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LOCKSTOCK_DATA_DIR", str(tmp_path))

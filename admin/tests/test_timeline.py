@@ -3,8 +3,14 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from admin.gateway import Order, Payment, Refund
 from admin.timeline import payment_timeline
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -122,3 +128,74 @@ def test_without_payments_the_orders_own_fields_tell_the_story() -> None:
         ("placed", 2500, None),
         ("authorized", 2500, "Card ending 4242"),
     ]
+
+
+def test_a_pending_authorization_shows_as_asked_for_with_its_card() -> None:
+    events = payment_timeline(order("PENDING", payments=[payment("pending")]))
+    assert [(e.kind, e.title, e.detail) for e in events] == [
+        ("placed", "Order placed", "stock reserved"),
+        ("pending", "Authorization asked for", "Visa ending 4242"),
+    ]
+
+
+def test_without_payments_a_declined_order_says_why_in_words() -> None:
+    declined = order("PAYMENT_FAILED", payment_failure_code="insufficient_funds")
+    assert [(e.kind, e.amount_cents, e.detail) for e in payment_timeline(declined)] == [
+        ("placed", 2500, "stock reserved"),
+        ("declined", 2500, "insufficient funds"),
+    ]
+
+
+def test_without_payments_a_captured_order_shows_its_authorization_and_capture() -> None:
+    paid = order("PAID", authorized_cents=2500, captured_cents=2500)
+    events = payment_timeline(paid)
+    assert [(e.kind, e.amount_cents) for e in events] == [
+        ("placed", 2500),
+        ("authorized", 2500),
+        ("captured", 2500),
+    ]
+    assert events[1].detail is None  # no card on file, no card named
+
+
+def test_money_refunded_beyond_the_listed_refunds_is_shown_as_recorded_by_payments() -> None:
+    paid = order(
+        "PAID",
+        updated_at=at(20),
+        captured_cents=2500,
+        refunded_cents=1000,
+        payments=[payment("partially_refunded", captured=2500, refunded=1000)],
+        refunds=[Refund(id="1", amount_cents=600, reason="dented lid", created_at=at(10))],
+    )
+    refunds = [(e.amount_cents, e.detail) for e in payment_timeline(paid) if e.kind == "refunded"]
+    assert refunds == [(600, "dented lid"), (400, "recorded by payments")]
+    assert sum(amount for amount, _ in refunds if amount) == 1000  # never more, never less than refunded
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=2500), st.integers(min_value=1, max_value=10_000)),
+        max_size=6,
+    )
+)
+def test_refunds_appear_oldest_first_after_the_order_and_add_up_to_what_was_refunded(
+    refunds: list[tuple[int, int]],
+) -> None:
+    listed = [
+        Refund(id=str(n), amount_cents=amount, reason=f"r{n}", created_at=at(seconds))
+        for n, (amount, seconds) in enumerate(refunds)
+    ]
+    total = sum(amount for amount, _ in refunds)
+    paid = order(
+        "PAID",
+        updated_at=at(10_001),
+        captured_cents=2500,
+        refunded_cents=total,
+        payments=[payment("refunded", captured=2500, refunded=total)],
+        refunds=listed,
+    )
+    events = payment_timeline(paid)
+    assert events[0].kind == "placed"
+    shown = [e for e in events if e.kind == "refunded"]
+    assert [e.at for e in shown] == sorted(r.created_at for r in listed)
+    assert sum(e.amount_cents or 0 for e in shown) == total
+    assert all(e.detail != "recorded by payments" for e in shown)  # every cent is a listed refund

@@ -15,6 +15,8 @@ from payments.api import CALLERS as PAYMENTS_CALLERS
 from servicekit.callers import CallerPolicy
 from servicekit.settings import KitSettings
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,9 +11,12 @@ from web.cart import (
     FormInputError,
     Signer,
     format_price,
+    parse_product_id,
     parse_quantity,
     stock_label,
 )
+
+pytestmark = pytest.mark.unit
 
 signer = Signer("unit-test-secret")
 product_ids = st.integers(min_value=1, max_value=10**12).map(str)
@@ -75,6 +78,9 @@ def test_zero_is_a_quantity_only_where_it_means_remove() -> None:
 @given(carts)
 def test_a_cart_survives_its_cookie(cart: Cart) -> None:
     assert signer.load_cart(signer.dump_cart(cart)) == cart
+    # And the checkout page's snapshot of it, with its idempotency key (an empty cart has no checkout).
+    key = f"{len(cart.lines):032x}"
+    assert signer.load_checkout(signer.dump_checkout(cart, key)) == (None if cart.is_empty else (key, cart))
 
 
 @given(carts, st.integers(min_value=0, max_value=200), st.characters())
@@ -84,6 +90,11 @@ def test_a_tampered_cookie_is_an_empty_cart(cart: Cart, position: int, char: str
     tampered = cookie[:i] + char + cookie[i + 1 :]
     loaded = signer.load_cart(tampered)
     assert loaded == cart or loaded == Cart()  # a no-op edit may leave it intact; never anything else
+    # The same edit to a checkout snapshot: the snapshot as signed, or nothing at all.
+    token = signer.dump_checkout(cart, "k" * 32)
+    j = position % len(token)
+    snapshot = signer.load_checkout(token[:j] + char + token[j + 1 :])
+    assert snapshot is None or snapshot == ("k" * 32, cart)
 
 
 def test_a_cookie_signed_with_another_key_or_of_another_shape_is_an_empty_cart() -> None:
@@ -123,6 +134,56 @@ def test_change_and_remove_lines() -> None:
     assert cart.remove("2").lines == (("1", 2),)
     assert cart.set_quantity("9", 3) == cart
     assert cart.item_count == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "product_id"), [("7", "7"), (" 12 ", "12"), ("007", "7"), ("9" * 18, "9" * 18)]
+)
+def test_product_ids_from_a_form_are_positive_whole_numbers_in_one_spelling(
+    raw: str, product_id: str
+) -> None:
+    assert parse_product_id(raw) == product_id
+
+
+@pytest.mark.parametrize("raw", ["", None, "0", "000", "-1", "+1", "1.0", "1e3", "abc", "١", "1_0", "9" * 19])
+def test_anything_else_is_not_a_product(raw: str | None) -> None:
+    with pytest.raises(FormInputError, match="That product does not exist"):
+        parse_product_id(raw)
+
+
+def test_a_cookie_never_holds_a_product_twice_or_more_lines_than_a_cart_can() -> None:
+    def cookie(data: object) -> str:
+        return signer._serializer.dumps(data, salt="lockstock.web.cart")
+
+    assert signer.load_cart(cookie([["007", 2]])) == Cart((("7", 2),))  # read in the one spelling
+    assert signer.load_cart(cookie([["7", 1], ["007", 1]])) == Cart()  # one product spelled twice
+    full = [[str(n), 1] for n in range(1, MAX_LINES + 1)]
+    assert signer.load_cart(cookie(full)) == Cart(tuple((pid, qty) for pid, qty in full))
+    assert signer.load_cart(cookie([*full, [str(MAX_LINES + 1), 1]])) == Cart()
+
+
+def test_a_cart_refuses_a_new_line_past_its_limit_but_adds_to_an_existing_one() -> None:
+    full = Cart(tuple((str(n), 1) for n in range(1, MAX_LINES + 1)))
+    with pytest.raises(FormInputError, match=f"at most {MAX_LINES}"):
+        full.add(str(MAX_LINES + 1), 1)
+    assert full.add("1", MAX_QTY_PER_LINE).quantity_of("1") == MAX_QTY_PER_LINE  # capped, not refused
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"lines": [["1", 2]]},  # no idempotency key
+        {"k": 7, "lines": [["1", 2]]},  # a key that is not a string
+        {"k": "a" * 32, "lines": []},  # nothing to check out
+        {"k": "a" * 32, "lines": [["1", 0]]},  # a malformed cart
+        {"k": "a" * 32},
+        [["1", 2]],
+        "a" * 32,
+    ],
+)
+def test_a_checkout_snapshot_of_any_other_shape_is_refused(payload: object) -> None:
+    token = signer._serializer.dumps(payload, salt="lockstock.web.checkout")
+    assert signer.load_checkout(token) is None
 
 
 def test_checkout_tokens_refuse_forgeries() -> None:

@@ -1,5 +1,6 @@
 """The checkout form's rules on their own: customer details, card numbers, gateway field names, time left."""
 
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,13 +11,17 @@ from web.cart import FormInputError
 from web.checkout import (
     CARD_FIELD,
     CUSTOMER_FIELDS,
+    STATUS_LABELS,
     TEST_CARDS,
     form_field,
     luhn_valid,
     parse_card_number,
     parse_customer,
+    status_label,
     time_left,
 )
+
+pytestmark = pytest.mark.unit
 
 GOOD = {
     "email": " Ada@Example.COM ",
@@ -132,3 +137,26 @@ def test_time_left_reads_as_minutes_and_seconds() -> None:
     assert time_left(now + timedelta(seconds=60), now) == "1 minute"
     assert time_left(now + timedelta(seconds=1), now) == "1 second"
     assert time_left(now - timedelta(seconds=3), now) == "less than a second"
+
+
+def test_every_order_status_reads_as_words_and_a_new_one_still_does() -> None:
+    assert status_label("AUTHORIZED") == "card authorized, to be charged when it ships"
+    assert status_label("PAYMENT_FAILED") == "card declined"
+    assert all(label and label == label.strip() for label in map(status_label, STATUS_LABELS))
+    assert status_label("PARTIALLY_SHIPPED") == "partially shipped"  # one the shop does not know yet
+
+
+@given(st.dictionaries(st.sampled_from(CUSTOMER_FIELDS), st.text(max_size=20)))
+def test_any_form_is_a_clean_customer_or_messages_for_its_fields(changed: dict[str, str]) -> None:
+    customer, errors = parse_customer({**GOOD, **changed})  # a good form with any fields typed over
+    assert set(errors) <= set(changed)
+    assert (customer is None) == bool(errors)
+    assert set(errors) <= set(CUSTOMER_FIELDS)
+    if customer is None:
+        return
+    for text in (customer.name, customer.line1, customer.line2 or "x", customer.city, customer.postal_code):
+        assert text == " ".join(text.split())  # no leading, trailing, doubled whitespace, no newlines
+        assert not any(unicodedata.category(char).startswith("C") for char in text)
+    assert len(customer.country) == 2
+    assert customer.country.isascii()
+    assert customer.country.isupper()

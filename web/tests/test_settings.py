@@ -6,6 +6,8 @@ import pytest
 
 from web.settings import SECRET_FILE_NAME, WebSettings, resolve_secret_key
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_configured_secret_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LOCKSTOCK_DATA_DIR", str(tmp_path))

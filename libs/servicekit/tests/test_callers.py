@@ -10,6 +10,8 @@ from pydantic import SecretStr
 from servicekit import callers
 from servicekit.callers import allow, bearer, identify_caller
 
+pytestmark = pytest.mark.unit
+
 ACCEPTED = {name: SecretStr(f"token-of-{name}-0123456789") for name in ("gateway", "orders", "web")}
 
 

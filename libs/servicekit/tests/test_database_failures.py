@@ -8,6 +8,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from servicekit.errors import retryable_database_failure
 
+pytestmark = pytest.mark.unit
+
 
 def _wrapped(orig: BaseException, *, invalidated: bool = False) -> DBAPIError:
     return DBAPIError("SELECT 1", {}, orig, connection_invalidated=invalidated)  # type: ignore[arg-type]

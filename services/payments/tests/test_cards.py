@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from payments.cards import card_brand, luhn_valid, normalize_card_number, parse_card
 from payments.errors import InvalidCard
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "number",

@@ -7,6 +7,7 @@
 """
 
 import asyncio
+import fnmatch
 import importlib.util
 import json
 import os
@@ -66,6 +67,64 @@ def postgres_admin_url(postgres_server_url: str) -> Iterator[str]:
         yield with_database(postgres_server_url, name)
     finally:
         run_sync(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# The unit tier: pure tests (no PostgreSQL, no server), each module marked ``pytestmark = pytest.mark.unit``
+# and run alone by `task test:unit` (pytest -m unit).
+UNIT_MARK = re.compile(r"\bmark\.unit\b")
+
+
+def _mentions_unit(path: Path) -> bool:
+    try:
+        return bool(UNIT_MARK.search(path.read_text(encoding="utf-8", errors="replace")))
+    except OSError:
+        return True  # unreadable: let pytest collect it and say what is wrong
+
+
+_UNIT_DIRS = pytest.StashKey[dict[Path, bool]]()
+
+
+def _skipped_dir(name: str, config: pytest.Config) -> bool:
+    """A directory pytest never recurses into (norecursedirs: .venv, .git, caches, build, ...)."""
+    return name == "__pycache__" or any(fnmatch.fnmatch(name, p) for p in config.getini("norecursedirs"))
+
+
+def _is_test_file(name: str, python_files: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in python_files)
+
+
+def _holds_unit_tests(directory: Path, config: pytest.Config) -> bool:
+    """Whether any test module under ``directory`` names the unit mark (one walk per tree, remembered for
+    every directory in it)."""
+    known = config.stash.setdefault(_UNIT_DIRS, {})
+    if directory not in known:
+        python_files = config.getini("python_files")
+        for parent, dirs, files in os.walk(directory):
+            dirs[:] = [d for d in dirs if not _skipped_dir(d, config)]
+            here = Path(parent)
+            known.setdefault(here, False)
+            if any(_is_test_file(name, python_files) and _mentions_unit(here / name) for name in files):
+                for holder in (here, *here.parents):
+                    known[holder] = True
+                    if holder == directory:
+                        break
+    return known.get(directory, False)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m unit`` alone, skip the test modules that never name the unit mark, and the directories
+    holding none (their conftests, whole apps and live systems), instead of importing the whole suite only
+    to deselect it: the unit tier costs its own tests. An optimisation, never a filter: ``-m`` still picks
+    the tests, and any other marker expression collects as usual."""
+    if (config.option.markexpr or "").strip() != "unit":
+        return None
+    if collection_path.is_dir():
+        if _skipped_dir(collection_path.name, config):
+            return None  # pytest's own norecursedirs (.venv, caches) decide
+        return None if _holds_unit_tests(collection_path, config) else True
+    if _is_test_file(collection_path.name, config.getini("python_files")):
+        return None if _mentions_unit(collection_path) else True
+    return None
 
 
 class LiveServer:
