@@ -1,9 +1,12 @@
 """Operations are priced before they run; every operation counts against its client's budget."""
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from graphql import DocumentNode, FragmentDefinitionNode, OperationDefinitionNode, parse, print_ast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,16 +14,44 @@ from admin import gateway as admin_gateway
 from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from web import gateway as web_gateway
 
 from .conftest import Gql, error_codes
 
+# The shop's operations, as its generated client (web/src/web/graphql_client) sends them.
+SHOP_OPERATIONS = parse((Path(__file__).parents[2] / "web" / "graphql" / "operations.graphql").read_text())
+
+
+def shop_operation(name: str) -> str:
+    """The shop's operation ``name`` with the fragments it spreads (``...Name``), as one document."""
+    fragments = {
+        d.name.value: d for d in SHOP_OPERATIONS.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    [operation] = [
+        d
+        for d in SHOP_OPERATIONS.definitions
+        if isinstance(d, OperationDefinitionNode) and d.name is not None and d.name.value == name
+    ]
+    used: dict[str, FragmentDefinitionNode] = {}
+    pending: list[OperationDefinitionNode | FragmentDefinitionNode] = [operation]
+    while pending:
+        for spread in re.findall(r"\.\.\.([_A-Za-z]\w*)", print_ast(pending.pop())):
+            if spread not in used:
+                used[spread] = fragments[spread]
+                pending.append(fragments[spread])
+    return print_ast(DocumentNode(definitions=(operation, *used.values())))
+
+
 A = admin_gateway
 UI_QUERIES = {
-    "shop products": (web_gateway.PRODUCTS_QUERY, {"first": 100, "after": None}),
-    "shop product": (web_gateway.PRODUCT_QUERY, {"id": "1"}),
-    "shop order": (web_gateway.ORDER_QUERY, {"id": "1", "token": "x"}),
-    "shop placeOrder": (web_gateway.PLACE_ORDER_MUTATION, {"input": {"items": []}}),
+    "shop products": (shop_operation("Products"), {"first": 100, "after": None}),
+    "shop product": (shop_operation("Product"), {"id": "1"}),
+    "shop productsByIds": (shop_operation("ProductsByIds"), {"ids": [str(n + 1) for n in range(100)]}),
+    "shop order": (shop_operation("Order"), {"id": "1", "token": "x"}),
+    "shop placeOrder": (shop_operation("PlaceOrder"), {"input": {"items": []}}),
+    "shop authorizePayment": (
+        shop_operation("AuthorizePayment"),
+        {"input": {"orderId": "1", "accessToken": "x", "cardNumber": "4242 4242 4242 4242"}},
+    ),
     "admin orders": (
         "query($status: OrderStatus, $first: Int!, $after: String) "
         "{ orders(status: $status, first: $first, after: $after) "
