@@ -58,7 +58,8 @@ def test_stock_labels(stock: int, label: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["abc", "-1", "0", "1.5", "1e3", "10" + "0" * 20, "", None, " ", "١", "+3", str(MAX_QTY_PER_LINE + 1)]
+    "raw",
+    ["abc", "-1", "0", "1.5", "1e3", "10" + "0" * 20, "", None, " ", "١", "+3", str(MAX_QTY_PER_LINE + 1)],
 )
 def test_bad_quantities_are_refused_with_a_message(raw: str | None) -> None:
     with pytest.raises(FormInputError, match=r"[Qq]uantity"):
