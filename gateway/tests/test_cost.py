@@ -10,25 +10,23 @@ from graphql import DocumentNode, FragmentDefinitionNode, OperationDefinitionNod
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from admin import gateway as admin_gateway
 from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 from .conftest import Gql, error_codes
 
-# The shop's operations, as its generated client (web/src/web/graphql_client) sends them.
-SHOP_OPERATIONS = parse((Path(__file__).parents[2] / "web" / "graphql" / "operations.graphql").read_text())
+ROOT = Path(__file__).parents[2]
 
 
-def shop_operation(name: str) -> str:
-    """The shop's operation ``name`` with the fragments it spreads (``...Name``), as one document."""
-    fragments = {
-        d.name.value: d for d in SHOP_OPERATIONS.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+def _operation(ui: str, name: str) -> str:
+    """The UI's operation ``name`` with the fragments it spreads (``...Name``), as one document: what its
+    generated client ({ui}/src/{ui}/graphql_client) sends."""
+    document = parse((ROOT / ui / "graphql" / "operations.graphql").read_text())
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     [operation] = [
         d
-        for d in SHOP_OPERATIONS.definitions
+        for d in document.definitions
         if isinstance(d, OperationDefinitionNode) and d.name is not None and d.name.value == name
     ]
     used: dict[str, FragmentDefinitionNode] = {}
@@ -41,7 +39,14 @@ def shop_operation(name: str) -> str:
     return print_ast(DocumentNode(definitions=(operation, *used.values())))
 
 
-A = admin_gateway
+def shop_operation(name: str) -> str:
+    return _operation("web", name)
+
+
+def admin_operation(name: str) -> str:
+    return _operation("admin", name)
+
+
 UI_QUERIES = {
     "shop products": (shop_operation("Products"), {"first": 100, "after": None}),
     "shop product": (shop_operation("Product"), {"id": "1"}),
@@ -52,13 +57,8 @@ UI_QUERIES = {
         shop_operation("AuthorizePayment"),
         {"input": {"orderId": "1", "accessToken": "x", "cardNumber": "4242 4242 4242 4242"}},
     ),
-    "admin orders": (
-        "query($status: OrderStatus, $first: Int!, $after: String) "
-        "{ orders(status: $status, first: $first, after: $after) "
-        f"{{ nodes {{ {A._ORDER_SUMMARY} }} pageInfo {{ endCursor hasNextPage }} }} }}",
-        {"first": 100},
-    ),
-    "admin order": (f"query($id: ID!) {{ order(id: $id) {{ {A._ORDER} }} }}", {"id": "1"}),
+    "admin orders": (admin_operation("Orders"), {"first": 100}),
+    "admin order": (admin_operation("Order"), {"id": "1"}),
 }
 
 
