@@ -1,6 +1,5 @@
 """The payment timeline on the admin's order page, built from the order, its payments and its refunds."""
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,8 +27,17 @@ def order(status: str, **fields: object) -> Order:
         payment_attempts=0,
         created_at=at(0),
         updated_at=at(0),
+        expires_at=None,
+        authorized_cents=0,
+        captured_cents=0,
+        refunded_cents=0,
+        card_last4=None,
+        customer=None,
+        items=[],
+        refunds=[],
+        payments=[],
     )
-    return replace(base, **fields)  # type: ignore[arg-type]
+    return base.model_copy(update=fields)
 
 
 def payment(

@@ -1,33 +1,64 @@
 """Operations are priced before they run; every operation counts against its client's budget."""
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from graphql import DocumentNode, FragmentDefinitionNode, OperationDefinitionNode, parse, print_ast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from admin import gateway as admin_gateway
 from devstack.testing import LiveServer
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from web import gateway as web_gateway
 
 from .conftest import Gql, error_codes
 
-A = admin_gateway
+ROOT = Path(__file__).parents[2]
+
+
+def _operation(ui: str, name: str) -> str:
+    """The UI's operation ``name`` with the fragments it spreads (``...Name``), as one document: what its
+    generated client ({ui}/src/{ui}/graphql_client) sends."""
+    document = parse((ROOT / ui / "graphql" / "operations.graphql").read_text())
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    [operation] = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode) and d.name is not None and d.name.value == name
+    ]
+    used: dict[str, FragmentDefinitionNode] = {}
+    pending: list[OperationDefinitionNode | FragmentDefinitionNode] = [operation]
+    while pending:
+        for spread in re.findall(r"\.\.\.([_A-Za-z]\w*)", print_ast(pending.pop())):
+            if spread not in used:
+                used[spread] = fragments[spread]
+                pending.append(fragments[spread])
+    return print_ast(DocumentNode(definitions=(operation, *used.values())))
+
+
+def shop_operation(name: str) -> str:
+    return _operation("web", name)
+
+
+def admin_operation(name: str) -> str:
+    return _operation("admin", name)
+
+
 UI_QUERIES = {
-    "shop products": (web_gateway.PRODUCTS_QUERY, {"first": 100, "after": None}),
-    "shop product": (web_gateway.PRODUCT_QUERY, {"id": "1"}),
-    "shop order": (web_gateway.ORDER_QUERY, {"id": "1", "token": "x"}),
-    "shop placeOrder": (web_gateway.PLACE_ORDER_MUTATION, {"input": {"items": []}}),
-    "admin orders": (
-        "query($status: OrderStatus, $first: Int!, $after: String) "
-        "{ orders(status: $status, first: $first, after: $after) "
-        f"{{ nodes {{ {A._ORDER_SUMMARY} }} pageInfo {{ endCursor hasNextPage }} }} }}",
-        {"first": 100},
+    "shop products": (shop_operation("Products"), {"first": 100, "after": None}),
+    "shop product": (shop_operation("Product"), {"id": "1"}),
+    "shop productsByIds": (shop_operation("ProductsByIds"), {"ids": [str(n + 1) for n in range(100)]}),
+    "shop order": (shop_operation("Order"), {"id": "1", "token": "x"}),
+    "shop placeOrder": (shop_operation("PlaceOrder"), {"input": {"items": []}}),
+    "shop authorizePayment": (
+        shop_operation("AuthorizePayment"),
+        {"input": {"orderId": "1", "accessToken": "x", "cardNumber": "4242 4242 4242 4242"}},
     ),
-    "admin order": (f"query($id: ID!) {{ order(id: $id) {{ {A._ORDER} }} }}", {"id": "1"}),
+    "admin orders": (admin_operation("Orders"), {"first": 100}),
+    "admin order": (admin_operation("Order"), {"id": "1"}),
 }
 
 

@@ -3,7 +3,7 @@
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from admin.gateway import (
     RateLimitedError,
     RefusedError,
     UserError,
+    refundable_cents,
 )
 from admin.money import (
     FieldError,
@@ -144,7 +145,7 @@ _FIELD_NAMES = {
 }
 
 
-def _place_errors(errors: list[UserError], known: set[str]) -> tuple[dict[str, str], list[str]]:
+def _place_errors(errors: Sequence[UserError], known: set[str]) -> tuple[dict[str, str], list[str]]:
     """Split the gateway's errors into per-field messages and page-level ones."""
     by_field: dict[str, str] = {}
     general: list[str] = []
@@ -402,7 +403,8 @@ def _order_context(order: Order, **overrides: Any) -> dict[str, Any]:
         "order": order,
         "timeline": payment_timeline(order),
         "can_cancel": order.status in CANCELLABLE,
-        "refund_values": {"amount": format_cents(order.refundable_cents).replace(",", ""), "reason": ""},
+        "refundable_cents": refundable_cents(order),
+        "refund_values": {"amount": format_cents(refundable_cents(order)).replace(",", ""), "reason": ""},
         "refund_errors": {},
         "refund_problems": [],
         "refund_key": uuid.uuid4().hex,
@@ -482,7 +484,7 @@ async def refund_submit(request: Request, gateway: AdminDep, order_id: str) -> R
     errors: dict[str, str] = {}
     amount, reason = 0, ""
     try:
-        amount = parse_refund_amount(values["amount"], refundable_cents=order.refundable_cents)
+        amount = parse_refund_amount(values["amount"], refundable_cents=refundable_cents(order))
     except FieldError as exc:
         errors["amount"] = exc.message
     try:

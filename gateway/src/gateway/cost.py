@@ -5,9 +5,11 @@ The depth, alias and token limits bound a document's size, not its work: ``produ
 
 - every field costs 1, plus its selections;
 - a list field multiplies its selections' cost by its size: its own page-size argument (``first``), or the
-  page size of the connection it is the ``nodes`` of, or ``default_list_size`` when nothing bounds it
-  (``items``, ``refunds``, ``payments``, ``errors``);
-- a page size given as a variable takes the variable's value (else its default, else the argument's);
+  length of the list of ids it answers for (``productsByIds(ids:)``), or the page size of the connection it
+  is the ``nodes`` of, or ``default_list_size`` when nothing bounds it (``items``, ``refunds``,
+  ``payments``, ``errors``);
+- a page size given as a variable takes the variable's value (else its default, else the argument's), and
+  a list of ids its length;
 - fragments and inline fragments count where they are spread; ``@skip``/``@include`` are ignored (the
   estimate is an upper bound); introspection (``__schema``, ``__type``) costs 1: its answer is the schema,
   bounded by the schema, and GATEWAY_INTROSPECTION=false switches it off.
@@ -16,9 +18,9 @@ Why an extension step and not a graphql-core validation rule: rules never see va
 cache (schema.build_schema) keys on the document alone, while the UIs send their page size as ``$first``.
 Pricing every variable at its bound (100) would price their pages five times over. So the estimate runs
 after validation, on a document validation has passed (its fragments exist and do not cycle, its depth is
-bounded), and its results are kept in an LRU of their own, keyed by the query text, the operation name and
-the integer variables (page sizes are integers; no other variable is kept, so no card number or password
-sits in the cache).
+bounded), and its results are kept in an LRU of their own, keyed by the query text, the operation name, the
+integer variables and the lengths of the list variables (page sizes are integers, id lists size by their
+length; no other value is kept, so no card number or password sits in the cache).
 """
 
 from collections import OrderedDict
@@ -52,8 +54,9 @@ from strawberry.types.execution import ExecutionContext
 
 from gateway.errors import BadRequest
 
-# The arguments that size a page. The schema uses `first`; `last` and `limit` are the usual others.
-PAGE_SIZE_ARGUMENTS = ("first", "last", "limit")
+# The arguments that size a list. The schema uses `first` (a page) and `ids` (a batch, sized by its length);
+# `last` and `limit` are the usual others.
+PAGE_SIZE_ARGUMENTS = ("first", "last", "limit", "ids")
 
 # A frame asks for the cost of a selection set: its selections, the type they select on, and the page size
 # its parent field sets for its list fields (None: no page size). A named fragment is asked by name.
@@ -77,14 +80,14 @@ class CostEstimator:
         variables: Mapping[str, Any] | None,
     ) -> int:
         """The operation's cost, from the cache when this query with these page sizes was priced before."""
-        integers = tuple(
+        sizes = tuple(
             sorted(
-                (name, value)
+                (name, size)
                 for name, value in (variables or {}).items()
-                if isinstance(value, int) and not isinstance(value, bool)
+                if (size := _variable_size(value)) is not None
             )
         )
-        key = (query, operation_name, integers)
+        key = (query, operation_name, sizes)
         cost = self._prices.get(key)
         if cost is not None:
             self._prices.move_to_end(key)
@@ -246,6 +249,17 @@ def _field(parent: GraphQLNamedType, name: str) -> GraphQLField | None:
     fields = getattr(parent, "fields", None)
     found: GraphQLField | None = fields.get(name) if fields is not None else None
     return found
+
+
+def _variable_size(value: Any) -> int | None:
+    """What of a variable can change a price: an integer (a page size) or a list's length (ids)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list):
+        return len(value)
+    return None
 
 
 def _as_size(value: Any) -> int | None:

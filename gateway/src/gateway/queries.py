@@ -60,6 +60,25 @@ class Query:
         return Product.from_record(record) if record else None
 
     @strawberry.field(
+        description=f"Products by id, in the order asked: null for an id that does not exist. At most "
+        f"{MAX_PAGE} ids; the same id may be asked more than once."
+    )
+    async def products_by_ids(self, info: strawberry.Info, ids: list[strawberry.ID]) -> list[Product | None]:
+        if len(ids) > MAX_PAGE:
+            raise BadRequest(f"ids takes at most {MAX_PAGE} ids.")
+        wanted = [parse_id(raw) for raw in ids]
+        known = [product_id for product_id in wanted if product_id is not None]
+        # The request's product loader: one call to inventory (GET /products?ids=…) for all of them, shared
+        # with every other product field of the operation.
+        records = dict(zip(known, await info.context.loaders.product.load_many(known), strict=True))
+        return [
+            None
+            if product_id is None or (record := records[product_id]) is None
+            else Product.from_record(record)
+            for product_id in wanted
+        ]
+
+    @strawberry.field(
         description="The order, for an admin or with the order's own accessToken (from placeOrder); null "
         "otherwise, exactly as for an order that does not exist."
     )

@@ -401,7 +401,7 @@ async def _after_authorize(
     response = RedirectResponse(order_path(order_id, token), status_code=303)
     if result.order is not None and result.order.status in PAID_OR_AUTHORIZED:
         remaining = cart
-        for pid in result.order.product_ids:
+        for pid in [line.product.id for line in result.order.items]:
             # Anything added in another tab since stays.
             remaining = remaining.remove(pid)
         set_cart_cookie(request, response, remaining)

@@ -384,3 +384,58 @@ def load_module(path: Path, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def stale_graphql_client(member: Path, package: str, out: Path) -> str | None:
+    """What differs between a UI's committed GraphQL client (``member``/src/``package``/graphql_client, made
+    by ``uv run task codegen``) and the same [tool.ariadne-codegen] of ``member``/pyproject.toml run again
+    into ``out``: None when nothing does, else the stale files and their diff. It runs ariadne-codegen the way
+    the task does, in tools/codegen's own environment (made on first use: uv, and PyPI that first time)."""
+    import difflib
+    import shutil
+    import subprocess
+
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to regenerate the GraphQL clients (tools/codegen has an environment of its own)"
+    # The member's own configuration, generating into `out`: every other path in it (and so every "Source:"
+    # comment in the code) is the same, relative to the member.
+    target = f'target_package_path = "src/{package}"'
+    config = (member / "pyproject.toml").read_text()
+    assert config.count(target) == 1, f"{member.name}/pyproject.toml no longer says {target}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pyproject.toml").write_text(config.replace(target, f"target_package_path = {str(out)!r}"))
+    generated = subprocess.run(
+        [
+            *(uv, "run", "--project", str(member.parent / "tools" / "codegen"), "--frozen", "--quiet"),
+            *("ariadne-codegen", "--config", str(out / "pyproject.toml"), "client"),
+        ],
+        cwd=member,
+        env={name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+
+    def files(directory: Path) -> dict[str, str]:
+        return {path.name: path.read_text() for path in sorted(directory.glob("*.py"))}
+
+    fresh = files(out / "graphql_client")
+    committed = files(member / "src" / package / "graphql_client")
+    assert fresh, generated.stdout
+    stale = sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
+    if not stale:
+        return None
+    diff = "".join(
+        "".join(
+            difflib.unified_diff(
+                committed.get(name, "").splitlines(keepends=True),
+                fresh.get(name, "").splitlines(keepends=True),
+                f"committed/{name}",
+                f"generated/{name}",
+            )
+        )
+        for name in stale
+    )
+    return f"{', '.join(stale)}\n{diff[:4000]}"
