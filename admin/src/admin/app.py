@@ -25,9 +25,12 @@ from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
 from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
+from uikit.headers import SecurityHeaders
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lockstock_admin"
+# The chart is inline SVG, not a script or an inline style (admin/chart.py): nothing needs more than 'self'.
+CONTENT_SECURITY_POLICY = "default-src 'self'; form-action 'self'; frame-ancestors 'none'"
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
@@ -149,6 +152,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         same_site="strict",
         https_only=settings.cookie_secure,
     )
+    # Around everything that answers by itself (the 413 page, the session redirects): on every response.
+    app.add_middleware(SecurityHeaders, content_security_policy=CONTENT_SECURITY_POLICY)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
     setup_tracing(app, settings.service_name)

@@ -23,6 +23,7 @@ from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
 from servicekit.middleware import BodySizeLimit, BodyTooLarge, RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
+from uikit.headers import SecurityHeaders
 from web.cart import Signer, format_price, stock_label
 from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
@@ -122,30 +123,8 @@ class HtmlErrorPageMiddleware:
                 await _send_html(send, 500, body)
 
 
-SECURITY_HEADERS = [
-    # No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
-    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+# No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
+CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
 
 _CSRF_PASSED = "lockstock.csrf_passed"
@@ -275,7 +254,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     # gateway and the admin), and inside the crash page, which would take BodyTooLarge for a crash.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=_too_large)
     app.add_middleware(HtmlErrorPageMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeaders, content_security_policy=CONTENT_SECURITY_POLICY)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
     setup_tracing(app, settings.service_name)

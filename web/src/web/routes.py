@@ -88,8 +88,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
         },
         status_code=status_code,
     )
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return response  # Cache-Control: no-store and the other security headers: uikit.headers.SecurityHeaders
 
 
 def form_error(request: Request, status: int, message: str, back: str | None = None) -> Response:
