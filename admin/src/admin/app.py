@@ -23,14 +23,24 @@ from admin.settings import AdminSettings, resolve_secret_key
 from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
-from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
+from servicekit.middleware import RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
 from uikit.headers import SecurityHeaders
+from uikit.pages import HtmlBodySizeLimit
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lockstock_admin"
 # The chart is inline SVG, not a script or an inline style (admin/chart.py): nothing needs more than 'self'.
 CONTENT_SECURITY_POLICY = "default-src 'self'; form-action 'self'; frame-ancestors 'none'"
+
+
+_ERROR_TITLES = {413: "Request too large"}
+
+
+def error_page(scope: Scope, status: int, message: str) -> HTMLResponse:
+    """The admin's error page for the kit's middleware (uikit.pages.ErrorPage), inside the session."""
+    context = {"title": _ERROR_TITLES.get(status, "Something went wrong"), "message": message}
+    return render(Request(scope), "error.html", context, status_code=status)
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
@@ -136,13 +146,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             status_code=503,
         )
 
-    def too_large(scope: Scope, max_bytes: int) -> Response:
-        context = {"title": "Request too large", "message": "That form is larger than the admin accepts."}
-        return render(Request(scope), "error.html", context, status_code=413)
-
-    # Inside the session (its page needs it), outside everything that reads a body: the kit's, as in the
-    # gateway and the web shop.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=too_large)
+    # Inside the session (its page needs it), outside everything that reads a body: the UI kit's, as in the
+    # web shop.
+    app.add_middleware(
+        HtmlBodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        error_page=error_page,
+        message="That form is larger than the admin accepts.",
+    )
     # Added last = outermost: request ids wrap the session. The cookie is Secure, HttpOnly, SameSite=Strict.
     app.add_middleware(
         SessionMiddleware,

@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from servicekit.graphql_client import gateway_http_client
 from servicekit.logging import configure_logging
 from servicekit.metrics import instrument_app
-from servicekit.middleware import BodySizeLimit, BodyTooLarge, RequestContextMiddleware
+from servicekit.middleware import BodyTooLarge, RequestContextMiddleware
 from servicekit.tracing import setup_tracing, shutdown_tracing
 from uikit.headers import SecurityHeaders
+from uikit.pages import HtmlBodySizeLimit, request_id
 from web.cart import Signer, format_price, stock_label
 from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
@@ -50,10 +51,6 @@ _ERROR_TITLES = {
 }
 
 
-def _request_id(scope: Scope) -> str:
-    return str(scope.get("state", {}).get("request_id", ""))
-
-
 def render_error(
     request: Request, status: int, message: str, title: str | None = None, **extra: Any
 ) -> Response:
@@ -64,7 +61,7 @@ def render_error(
             "title": title or _ERROR_TITLES.get(status, "Something went wrong"),
             "message": message,
             "status": status,
-            "request_id": _request_id(request.scope),
+            "request_id": request_id(request.scope),
             **extra,
         },
         status_code=status,
@@ -118,7 +115,7 @@ class HtmlErrorPageMiddleware:
             log.exception("request_failed", method=scope.get("method"), path=scope.get("path"))
             if not started:
                 body = _plain_error_page(
-                    500, _ERROR_TITLES[500], "Please try again in a moment.", _request_id(scope)
+                    500, _ERROR_TITLES[500], "Please try again in a moment.", request_id(scope)
                 )
                 await _send_html(send, 500, body)
 
@@ -146,7 +143,7 @@ class CsrfMiddleware:
                 _ERROR_TITLES[403],
                 "This form has expired or did not come from this shop. "
                 "Go back, reload the page and try again.",
-                _request_id(scope),
+                request_id(scope),
             )
             await _send_html(send, 403, body)
 
@@ -182,16 +179,17 @@ class CsrfMiddleware:
                     400,
                     _ERROR_TITLES[400],
                     "The form could not be read. Go back, reload the page and try again.",
-                    _request_id(scope),
+                    request_id(scope),
                 ),
             )
 
 
-def _too_large(scope: Scope, max_bytes: int) -> Response:
+def error_page(scope: Scope, status: int, message: str) -> Response:
+    """The shop's error page for the kit's middleware (uikit.pages.ErrorPage)."""
     body = _plain_error_page(
-        413, _ERROR_TITLES[413], "That form is larger than this shop accepts.", _request_id(scope)
+        status, _ERROR_TITLES.get(status, "Something went wrong"), message, request_id(scope)
     )
-    return Response(body, status_code=413, media_type="text/html; charset=utf-8")
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8")
 
 
 async def _on_gateway_error(request: Request, exc: Exception) -> Response:
@@ -250,9 +248,14 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(router)
     # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
     app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
-    # Around CSRF, which reads the body first: an oversized one is refused unread (the kit's, as in the
-    # gateway and the admin), and inside the crash page, which would take BodyTooLarge for a crash.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=_too_large)
+    # Around CSRF, which reads the body first: an oversized one is refused unread (the UI kit's, as in the
+    # admin), and inside the crash page, which would take BodyTooLarge for a crash.
+    app.add_middleware(
+        HtmlBodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        error_page=error_page,
+        message="That form is larger than this shop accepts.",
+    )
     app.add_middleware(HtmlErrorPageMiddleware)
     app.add_middleware(SecurityHeaders, content_security_policy=CONTENT_SECURITY_POLICY)
     app.add_middleware(RequestContextMiddleware)
