@@ -1,8 +1,5 @@
 """create_app(): the web shop. Server-rendered pages over the gateway's GraphQL API; no JavaScript needed."""
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +8,16 @@ import structlog
 from asgi_csrf import asgi_csrf
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servicekit.graphql_client import gateway_http_client
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.middleware import BodyTooLarge, RequestContextMiddleware
-from servicekit.tracing import setup_tracing, shutdown_tracing
-from uikit.headers import SecurityHeaders
-from uikit.pages import HtmlBodySizeLimit, request_id
+from servicekit.middleware import BodyTooLarge
+from uikit.frame import create_ui_app, finish_ui_app
+from uikit.pages import request_id
 from web.cart import Signer, format_price, stock_label
 from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
@@ -90,36 +83,6 @@ async def _send_html(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class HtmlErrorPageMiddleware:
-    """A crash becomes a friendly HTML 500 page with the request id (never a stack trace); it sits inside the
-    kit's RequestContextMiddleware, which logs the request and its id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("request_failed", method=scope.get("method"), path=scope.get("path"))
-            if not started:
-                body = _plain_error_page(
-                    500, _ERROR_TITLES[500], "Please try again in a moment.", request_id(scope)
-                )
-                await _send_html(send, 500, body)
-
-
 # No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
 CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
@@ -163,10 +126,10 @@ class CsrfMiddleware:
         try:
             await self._wrapped(scope, receive, send)
         except BodyTooLarge:
-            raise  # BodySizeLimit, just outside, answers 413
+            raise  # the body cap, just outside, answers 413
         except Exception:
             if scope[_CSRF_PASSED]:
-                raise  # the app's own failure, past the check: HtmlErrorPageMiddleware's to handle
+                raise  # the app's own failure, past the check: the crash page's to handle
             # asgi-csrf reads the body itself before anything else can look at it, and trips on what it did
             # not expect: a url-encoded body that is not UTF-8 (UnicodeDecodeError), multipart/form-data
             # without a boundary (IndexError), a multipart body python-multipart cannot parse (ValueError).
@@ -219,46 +182,29 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    # httpx logs every call at INFO; the request log line already says what a request did.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    secret_key = resolve_secret_key(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s)
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        async with gateway_http_client(settings.service_token, timeout=timeout, limits=limits) as http:
-            app.state.gateway = GatewayClient(http, settings.gateway_url)
-            try:
-                yield
-            finally:
-                shutdown_tracing(app.state.tracer_provider)
-
-    app = FastAPI(
-        title="lockstock web shop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    app = create_ui_app(
+        settings,
+        title="lockstock web shop",
+        gateway=GatewayClient,
+        gateway_timeout=httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s),
+        gateway_limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        static_dir=HERE / "static",
     )
-    app.state.settings = settings
+    secret_key = resolve_secret_key(settings)
     app.state.signer = Signer(secret_key)
     app.state.templates = templates
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
-    # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
-    app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
-    # Around CSRF, which reads the body first: an oversized one is refused unread (the UI kit's, as in the
-    # admin), and inside the crash page, which would take BodyTooLarge for a crash.
-    app.add_middleware(
-        HtmlBodySizeLimit,
-        max_bytes=settings.max_body_bytes,
+    return finish_ui_app(
+        app,
+        settings,
+        content_security_policy=CONTENT_SECURITY_POLICY,
         error_page=error_page,
-        message="That form is larger than this shop accepts.",
+        too_large_message="That form is larger than this shop accepts.",
+        # CSRF right around the routes, inside the body cap: asgi-csrf reads the body first.
+        around_routes=[
+            Middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
+        ],
     )
-    app.add_middleware(HtmlErrorPageMiddleware)
-    app.add_middleware(SecurityHeaders, content_security_policy=CONTENT_SECURITY_POLICY)
-    app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
-    setup_tracing(app, settings.service_name)
-    return app

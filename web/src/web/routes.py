@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import structlog
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from web.cart import (
     COOKIE_NAME,
@@ -121,20 +121,6 @@ def set_cart_cookie(request: Request, response: Response, cart: Cart) -> None:
         httponly=True,
         samesite="lax",
         secure=settings.cookie_secure,
-    )
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", include_in_schema=False)
-async def readyz(client: GatewayDep) -> JSONResponse:
-    ready = await client.ready()
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": {"gateway": ready}},
-        status_code=200 if ready else 503,
     )
 
 
