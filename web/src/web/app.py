@@ -4,8 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import structlog
-from asgi_csrf import asgi_csrf
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
@@ -13,9 +11,9 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from servicekit.middleware import BodyTooLarge
+from uikit.csrf import CsrfMiddleware
 from uikit.frame import create_ui_app, finish_ui_app
 from uikit.pages import request_id
 from web.cart import Signer, format_price, stock_label
@@ -23,8 +21,6 @@ from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
 from web.routes import CSRF_PROTECTED_PATHS, router
 from web.settings import WebSettings, resolve_secret_key
-
-log = structlog.get_logger()
 
 HERE = Path(__file__).parent
 # Autoescaping on for every template, whatever its file name.
@@ -69,82 +65,8 @@ def _plain_error_page(status: int, title: str, message: str, request_id: str) ->
     ).encode()
 
 
-async def _send_html(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 # No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
 CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-
-
-_CSRF_PASSED = "lockstock.csrf_passed"
-
-
-class CsrfMiddleware:
-    """asgi-csrf (a signed double-submit token: cookie + hidden form field, via itsdangerous) as a Starlette
-    middleware class. Every shop POST path is always protected, even for a browser without cookies."""
-
-    def __init__(self, app: ASGIApp, *, secret_key: str, cookie_secure: bool) -> None:
-        async def reached(scope: Scope, receive: Receive, send: Send) -> None:
-            scope[_CSRF_PASSED] = True
-            await app(scope, receive, send)
-
-        async def refuse(scope: Scope, send: Send, message_id: object) -> None:
-            log.info("csrf_refused", reason=str(message_id))
-            body = _plain_error_page(
-                403,
-                _ERROR_TITLES[403],
-                "This form has expired or did not come from this shop. "
-                "Go back, reload the page and try again.",
-                request_id(scope),
-            )
-            await _send_html(send, 403, body)
-
-        self._wrapped = asgi_csrf(
-            reached,
-            signing_secret=secret_key,
-            signing_namespace="lockstock.web.csrf",
-            always_protect=CSRF_PROTECTED_PATHS,
-            cookie_secure=cookie_secure,
-            cookie_samesite="Lax",
-            send_csrf_failed=refuse,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # In the scope itself, which is each request's own (uvicorn's scope["state"] may be shared).
-        scope[_CSRF_PASSED] = False
-        try:
-            await self._wrapped(scope, receive, send)
-        except BodyTooLarge:
-            raise  # the body cap, just outside, answers 413
-        except Exception:
-            if scope[_CSRF_PASSED]:
-                raise  # the app's own failure, past the check: the crash page's to handle
-            # asgi-csrf reads the body itself before anything else can look at it, and trips on what it did
-            # not expect: a url-encoded body that is not UTF-8 (UnicodeDecodeError), multipart/form-data
-            # without a boundary (IndexError), a multipart body python-multipart cannot parse (ValueError).
-            # Nothing ran yet, so the form is simply refused.
-            log.info("form_unreadable", path=scope.get("path"))
-            await _send_html(
-                send,
-                400,
-                _plain_error_page(
-                    400,
-                    _ERROR_TITLES[400],
-                    "The form could not be read. Go back, reload the page and try again.",
-                    request_id(scope),
-                ),
-            )
 
 
 def error_page(scope: Scope, status: int, message: str) -> Response:
@@ -203,8 +125,20 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         content_security_policy=CONTENT_SECURITY_POLICY,
         error_page=error_page,
         too_large_message="That form is larger than this shop accepts.",
-        # CSRF right around the routes, inside the body cap: asgi-csrf reads the body first.
+        # CSRF right around the routes, inside the body cap: asgi-csrf reads the body first. Every shop POST
+        # path is always protected, even for a browser without cookies.
         around_routes=[
-            Middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
+            Middleware(
+                CsrfMiddleware,
+                secret_key=secret_key,
+                signing_namespace="lockstock.web.csrf",
+                error_page=error_page,
+                refused_message="This form has expired or did not come from this shop. "
+                "Go back, reload the page and try again.",
+                unreadable_message="The form could not be read. Go back, reload the page and try again.",
+                cookie_secure=settings.cookie_secure,
+                cookie_samesite="Lax",
+                always_protect=CSRF_PROTECTED_PATHS,
+            )
         ],
     )

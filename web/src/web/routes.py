@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from uikit.csrf import csrf_token
 from web.cart import (
     COOKIE_NAME,
     MAX_QTY_PER_LINE,
@@ -74,13 +75,12 @@ CartDep = Annotated[Cart, Depends(current_cart)]
 
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    csrf = request.scope.get("csrftoken")
     cart = context.pop("cart_for_count", None) or current_cart(request)
     response: Response = request.app.state.templates.TemplateResponse(
         request,
         template,
         {
-            "csrf_token": csrf() if csrf else None,
+            "csrf_token": csrf_token(request),
             "cart_count": cart.item_count,
             "request_id": request_id(request),
             "max_qty": MAX_QTY_PER_LINE,
