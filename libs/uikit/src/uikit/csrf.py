@@ -3,12 +3,11 @@ field, signed with itsdangerous over the app's secret) as a Starlette middleware
 app's own pages: 403 for a refused form, 400 for one that cannot be read."""
 
 from collections.abc import Container
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from asgi_csrf import asgi_csrf_decorator
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicekit.middleware import BodyTooLarge
@@ -38,13 +37,6 @@ def csrf_token(request: Request) -> str | None:
     return str(token()) if callable(token) else None
 
 
-def forget_csrf_token(
-    response: Response, *, cookie_name: str, secure: bool, samesite: Literal["lax", "strict", "none"]
-) -> None:
-    """Drop the browser's token (at sign-in and sign-out): the next page gets a fresh one."""
-    response.delete_cookie(cookie_name, path="/", secure=secure, httponly=False, samesite=samesite)
-
-
 class CsrfMiddleware:
     """Any method but GET, HEAD, OPTIONS and TRACE needs the token in ``form_field`` (or the X-CSRFToken
     header); a refusal is the app's 403 page with ``refused_message`` and nothing behind it runs. asgi-csrf
@@ -68,11 +60,12 @@ class CsrfMiddleware:
         cookie_samesite: str = "Lax",
         always_protect: Container[str] = EVERY_PATH,
     ) -> None:
+        self.app = app
         self.error_page = error_page
         self.unreadable_message = unreadable_message
 
         async def reached(scope: Scope, receive: Receive, send: Send) -> None:
-            scope[_PASSED] = True
+            scope[_PASSED].append(True)  # (asgi-csrf passes a copy of the scope: the list is the same)
             await app(scope, receive, send)
 
         async def refuse(scope: Scope, send: Send, message_id: object) -> None:
@@ -92,16 +85,17 @@ class CsrfMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._wrapped(scope, receive, send)  # asgi-csrf passes it on
+            await self.app(scope, receive, send)
             return
         # In the scope itself, which is each request's own (uvicorn's scope["state"] may be shared).
-        scope[_PASSED] = False
+        passed: list[bool] = []
+        scope[_PASSED] = passed
         try:
             await self._wrapped(scope, receive, send)
         except BodyTooLarge:
             raise  # the body cap, just outside, answers 413
         except Exception:
-            if scope[_PASSED]:
+            if passed:
                 raise  # the app's own failure, past the check: the crash page's to handle
             # asgi-csrf reads the body itself before anything else can look at it, and trips on what it did
             # not expect: a url-encoded body that is not UTF-8 (UnicodeDecodeError), multipart/form-data
