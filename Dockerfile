@@ -22,6 +22,7 @@ WORKDIR /src
 # Dependencies first, from the manifests alone: this layer is reused until uv.lock or a manifest changes.
 COPY pyproject.toml uv.lock ./
 COPY libs/servicekit/pyproject.toml libs/servicekit/
+COPY libs/uikit/pyproject.toml libs/uikit/
 COPY libs/devstack/pyproject.toml libs/devstack/
 COPY services/inventory/pyproject.toml services/inventory/
 COPY services/orders/pyproject.toml services/orders/

@@ -1,16 +1,14 @@
 """create_app: the admin UI, a server-rendered client of the gateway's GraphQL API."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Scope
 
@@ -20,50 +18,40 @@ from admin.notification_pages import router as notification_router
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
 from admin.settings import AdminSettings, resolve_secret_key
-from servicekit.graphql_client import gateway_http_client
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.middleware import BodySizeLimit, RequestContextMiddleware
-from servicekit.tracing import setup_tracing, shutdown_tracing
+from uikit.frame import create_ui_app, finish_ui_app
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lockstock_admin"
+# The chart is inline SVG, not a script or an inline style (admin/chart.py): nothing needs more than 'self'.
+CONTENT_SECURITY_POLICY = "default-src 'self'; form-action 'self'; frame-ancestors 'none'"
+
+
+_ERROR_TITLES = {413: "Request too large", 500: "Something went wrong"}
+
+
+def error_page(scope: Scope, status: int, message: str) -> HTMLResponse:
+    """The admin's error page for the kit's middleware (uikit.pages.ErrorPage). The crash page sits outside
+    the session: if a crash came before the session was read, the page is rendered as for no one signed in."""
+    context = {"title": _ERROR_TITLES.get(status, "Something went wrong"), "message": message}
+    return render(Request({"session": {}, **scope}), "error.html", context, status_code=status)
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
     settings = settings or AdminSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.gateway_timeout_s, connect=min(3.0, settings.gateway_timeout_s))
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
-        async with gateway_http_client(settings.service_token, timeout=timeout, limits=limits) as http:
-            app.state.gateway = GatewayClient(http, settings.gateway_url)
-            try:
-                yield
-            finally:
-                shutdown_tracing(app.state.tracer_provider)
-
-    app = FastAPI(title="lockstock admin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.settings = settings
+    app = create_ui_app(
+        settings,
+        title="lockstock admin",
+        gateway=GatewayClient,
+        gateway_timeout=httpx.Timeout(
+            settings.gateway_timeout_s, connect=min(3.0, settings.gateway_timeout_s)
+        ),
+        gateway_limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        static_dir=HERE / "static",
+    )
     app.state.secret_key = resolve_secret_key(settings)
     app.include_router(router)
     app.include_router(notification_router)
     app.include_router(access_router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        ready = await request.app.state.gateway.ready()
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": {"gateway": ready}},
-            status_code=200 if ready else 503,
-        )
 
     def to_sign_in(request: Request) -> RedirectResponse:
         target = request.url.path if request.method == "GET" else "/"
@@ -133,23 +121,21 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             status_code=503,
         )
 
-    def too_large(scope: Scope, max_bytes: int) -> Response:
-        context = {"title": "Request too large", "message": "That form is larger than the admin accepts."}
-        return render(Request(scope), "error.html", context, status_code=413)
-
-    # Inside the session (its page needs it), outside everything that reads a body: the kit's, as in the
-    # gateway and the web shop.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=too_large)
-    # Added last = outermost: request ids wrap the session. The cookie is Secure, HttpOnly, SameSite=Strict.
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=app.state.secret_key,
-        session_cookie=SESSION_COOKIE,
-        max_age=settings.session_max_age_s,
-        same_site="strict",
-        https_only=settings.cookie_secure,
+    return finish_ui_app(
+        app,
+        settings,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        error_page=error_page,
+        too_large_message="That form is larger than the admin accepts.",
+        # Around the body cap: its page needs the session. The cookie is Secure, HttpOnly, SameSite=Strict.
+        around_body_cap=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=app.state.secret_key,
+                session_cookie=SESSION_COOKIE,
+                max_age=settings.session_max_age_s,
+                same_site="strict",
+                https_only=settings.cookie_secure,
+            )
+        ],
     )
-    app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
-    setup_tracing(app, settings.service_name)
-    return app

@@ -54,13 +54,6 @@ templates.env.filters["humanize"] = lambda code: (code or "").replace("_", " ").
 router = APIRouter()
 
 _ID = re.compile(r"[0-9]{1,18}")
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-}
 
 
 def render(
@@ -73,9 +66,8 @@ def render(
         "request_id": getattr(request.state, "request_id", None),
         **(context or {}),
     }
-    response = templates.TemplateResponse(request, template, page, status_code=status_code)
-    response.headers.update(_SECURITY_HEADERS)
-    return response
+    # The security headers (on redirects and error pages too): uikit.headers.SecurityHeaders, in create_app.
+    return templates.TemplateResponse(request, template, page, status_code=status_code)
 
 
 def not_found(request: Request, what: str) -> HTMLResponse:

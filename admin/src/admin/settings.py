@@ -1,14 +1,10 @@
-import logging
-import os
-import secrets
-from pathlib import Path
+"""The admin's settings (env prefix ``ADMIN_``) and where its signing secret comes from."""
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import KitSettings
-
-log = logging.getLogger(__name__)
+from uikit.secret_key import load_secret_key
 
 
 class AdminSettings(KitSettings):
@@ -31,20 +27,9 @@ class AdminSettings(KitSettings):
 
 
 def resolve_secret_key(settings: AdminSettings) -> str:
-    """ADMIN_SECRET_KEY if set; else one kept under LOCKSTOCK_DATA_DIR (so sessions survive restarts in
-    development); else a random key for this process only, with a warning (sessions end at restart)."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    data_dir = os.environ.get("LOCKSTOCK_DATA_DIR")
-    if data_dir:
-        path = Path(data_dir) / ".admin-secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
-    log.warning(
-        "ADMIN_SECRET_KEY is not set: using a random key, so admin sessions end when this process does"
+    """ADMIN_SECRET_KEY if set; else the one kept in $LOCKSTOCK_DATA_DIR/.admin-secret (so sessions survive
+    restarts in development); else a random key for this process only, with a warning (sessions end at
+    restart)."""
+    return load_secret_key(
+        settings.secret_key, app="admin", env_var="ADMIN_SECRET_KEY", what="admin sessions"
     )
-    return secrets.token_urlsafe(48)

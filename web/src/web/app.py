@@ -1,35 +1,26 @@
 """create_app(): the web shop. Server-rendered pages over the gateway's GraphQL API; no JavaScript needed."""
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import structlog
-from asgi_csrf import asgi_csrf
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from servicekit.graphql_client import gateway_http_client
-from servicekit.logging import configure_logging
-from servicekit.metrics import instrument_app
-from servicekit.middleware import BodySizeLimit, BodyTooLarge, RequestContextMiddleware
-from servicekit.tracing import setup_tracing, shutdown_tracing
+from uikit.csrf import CsrfMiddleware
+from uikit.frame import create_ui_app, finish_ui_app
+from uikit.pages import request_id
 from web.cart import Signer, format_price, stock_label
 from web.checkout import status_label
 from web.gateway import GatewayClient, GatewayError
 from web.routes import CSRF_PROTECTED_PATHS, router
 from web.settings import WebSettings, resolve_secret_key
-
-log = structlog.get_logger()
 
 HERE = Path(__file__).parent
 # Autoescaping on for every template, whatever its file name.
@@ -49,10 +40,6 @@ _ERROR_TITLES = {
 }
 
 
-def _request_id(scope: Scope) -> str:
-    return str(scope.get("state", {}).get("request_id", ""))
-
-
 def render_error(
     request: Request, status: int, message: str, title: str | None = None, **extra: Any
 ) -> Response:
@@ -63,7 +50,7 @@ def render_error(
             "title": title or _ERROR_TITLES.get(status, "Something went wrong"),
             "message": message,
             "status": status,
-            "request_id": _request_id(request.scope),
+            "request_id": request_id(request.scope),
             **extra,
         },
         status_code=status,
@@ -78,141 +65,16 @@ def _plain_error_page(status: int, title: str, message: str, request_id: str) ->
     ).encode()
 
 
-async def _send_html(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+# No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
+CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
 
-class HtmlErrorPageMiddleware:
-    """A crash becomes a friendly HTML 500 page with the request id (never a stack trace); it sits inside the
-    kit's RequestContextMiddleware, which logs the request and its id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("request_failed", method=scope.get("method"), path=scope.get("path"))
-            if not started:
-                body = _plain_error_page(
-                    500, _ERROR_TITLES[500], "Please try again in a moment.", _request_id(scope)
-                )
-                await _send_html(send, 500, body)
-
-
-SECURITY_HEADERS = [
-    # No page of the shop may be framed (clickjacking "Place order"), and forms only post back to the shop.
-    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-_CSRF_PASSED = "lockstock.csrf_passed"
-
-
-class CsrfMiddleware:
-    """asgi-csrf (a signed double-submit token: cookie + hidden form field, via itsdangerous) as a Starlette
-    middleware class. Every shop POST path is always protected, even for a browser without cookies."""
-
-    def __init__(self, app: ASGIApp, *, secret_key: str, cookie_secure: bool) -> None:
-        async def reached(scope: Scope, receive: Receive, send: Send) -> None:
-            scope[_CSRF_PASSED] = True
-            await app(scope, receive, send)
-
-        async def refuse(scope: Scope, send: Send, message_id: object) -> None:
-            log.info("csrf_refused", reason=str(message_id))
-            body = _plain_error_page(
-                403,
-                _ERROR_TITLES[403],
-                "This form has expired or did not come from this shop. "
-                "Go back, reload the page and try again.",
-                _request_id(scope),
-            )
-            await _send_html(send, 403, body)
-
-        self._wrapped = asgi_csrf(
-            reached,
-            signing_secret=secret_key,
-            signing_namespace="lockstock.web.csrf",
-            always_protect=CSRF_PROTECTED_PATHS,
-            cookie_secure=cookie_secure,
-            cookie_samesite="Lax",
-            send_csrf_failed=refuse,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # In the scope itself, which is each request's own (uvicorn's scope["state"] may be shared).
-        scope[_CSRF_PASSED] = False
-        try:
-            await self._wrapped(scope, receive, send)
-        except BodyTooLarge:
-            raise  # BodySizeLimit, just outside, answers 413
-        except Exception:
-            if scope[_CSRF_PASSED]:
-                raise  # the app's own failure, past the check: HtmlErrorPageMiddleware's to handle
-            # asgi-csrf reads the body itself before anything else can look at it, and trips on what it did
-            # not expect: a url-encoded body that is not UTF-8 (UnicodeDecodeError), multipart/form-data
-            # without a boundary (IndexError), a multipart body python-multipart cannot parse (ValueError).
-            # Nothing ran yet, so the form is simply refused.
-            log.info("form_unreadable", path=scope.get("path"))
-            await _send_html(
-                send,
-                400,
-                _plain_error_page(
-                    400,
-                    _ERROR_TITLES[400],
-                    "The form could not be read. Go back, reload the page and try again.",
-                    _request_id(scope),
-                ),
-            )
-
-
-def _too_large(scope: Scope, max_bytes: int) -> Response:
+def error_page(scope: Scope, status: int, message: str) -> Response:
+    """The shop's error page for the kit's middleware (uikit.pages.ErrorPage)."""
     body = _plain_error_page(
-        413, _ERROR_TITLES[413], "That form is larger than this shop accepts.", _request_id(scope)
+        status, _ERROR_TITLES.get(status, "Something went wrong"), message, request_id(scope)
     )
-    return Response(body, status_code=413, media_type="text/html; charset=utf-8")
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8")
 
 
 async def _on_gateway_error(request: Request, exc: Exception) -> Response:
@@ -242,41 +104,41 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    # httpx logs every call at INFO; the request log line already says what a request did.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    secret_key = resolve_secret_key(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s)
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        async with gateway_http_client(settings.service_token, timeout=timeout, limits=limits) as http:
-            app.state.gateway = GatewayClient(http, settings.gateway_url)
-            try:
-                yield
-            finally:
-                shutdown_tracing(app.state.tracer_provider)
-
-    app = FastAPI(
-        title="lockstock web shop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    app = create_ui_app(
+        settings,
+        title="lockstock web shop",
+        gateway=GatewayClient,
+        gateway_timeout=httpx.Timeout(settings.gateway_timeout_s, connect=settings.gateway_connect_timeout_s),
+        gateway_limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        static_dir=HERE / "static",
     )
-    app.state.settings = settings
+    secret_key = resolve_secret_key(settings)
     app.state.signer = Signer(secret_key)
     app.state.templates = templates
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
-    # Outermost last: request ids and the request log, then crash pages, then CSRF right around the routes.
-    app.add_middleware(CsrfMiddleware, secret_key=secret_key, cookie_secure=settings.cookie_secure)
-    # Around CSRF, which reads the body first: an oversized one is refused unread (the kit's, as in the
-    # gateway and the admin), and inside the crash page, which would take BodyTooLarge for a crash.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, too_large=_too_large)
-    app.add_middleware(HtmlErrorPageMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
-    setup_tracing(app, settings.service_name)
-    return app
+    return finish_ui_app(
+        app,
+        settings,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        error_page=error_page,
+        too_large_message="That form is larger than this shop accepts.",
+        # CSRF right around the routes, inside the body cap: asgi-csrf reads the body first. Every shop POST
+        # path is always protected, even for a browser without cookies.
+        around_routes=[
+            Middleware(
+                CsrfMiddleware,
+                secret_key=secret_key,
+                signing_namespace="lockstock.web.csrf",
+                error_page=error_page,
+                refused_message="This form has expired or did not come from this shop. "
+                "Go back, reload the page and try again.",
+                unreadable_message="The form could not be read. Go back, reload the page and try again.",
+                cookie_secure=settings.cookie_secure,
+                cookie_samesite="Lax",
+                always_protect=CSRF_PROTECTED_PATHS,
+            )
+        ],
+    )

@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 import structlog
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from servicekit.rules import MAX_QTY_PER_LINE
+from uikit.csrf import csrf_token
 from web.cart import (
     COOKIE_NAME,
     Cart,
@@ -74,13 +75,12 @@ CartDep = Annotated[Cart, Depends(current_cart)]
 
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    csrf = request.scope.get("csrftoken")
     cart = context.pop("cart_for_count", None) or current_cart(request)
     response: Response = request.app.state.templates.TemplateResponse(
         request,
         template,
         {
-            "csrf_token": csrf() if csrf else None,
+            "csrf_token": csrf_token(request),
             "cart_count": cart.item_count,
             "request_id": request_id(request),
             "max_qty": MAX_QTY_PER_LINE,
@@ -88,8 +88,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
         },
         status_code=status_code,
     )
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return response  # Cache-Control: no-store and the other security headers: uikit.headers.SecurityHeaders
 
 
 def form_error(request: Request, status: int, message: str, back: str | None = None) -> Response:
@@ -122,20 +121,6 @@ def set_cart_cookie(request: Request, response: Response, cart: Cart) -> None:
         httponly=True,
         samesite="lax",
         secure=settings.cookie_secure,
-    )
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", include_in_schema=False)
-async def readyz(client: GatewayDep) -> JSONResponse:
-    ready = await client.ready()
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": {"gateway": ready}},
-        status_code=200 if ready else 503,
     )
 
 

@@ -1,18 +1,12 @@
 """The web shop's settings (env prefix ``WEB_``) and where its signing secret comes from."""
 
-import os
-import secrets
-from pathlib import Path
-
-import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import KitSettings
+from uikit.secret_key import load_secret_key, secret_file_name
 
-log = structlog.get_logger()
-
-SECRET_FILE_NAME = ".web-secret"
+SECRET_FILE_NAME = secret_file_name("web")
 
 
 class WebSettings(KitSettings):
@@ -34,32 +28,6 @@ class WebSettings(KitSettings):
 
 
 def resolve_secret_key(settings: WebSettings) -> str:
-    """WEB_SECRET_KEY if set; else a key generated once and kept in $LOCKSTOCK_DATA_DIR/.web-secret (so carts
-    survive a restart in development); else a random key for this process only, with a warning."""
-    if settings.secret_key is not None and settings.secret_key.get_secret_value():
-        return settings.secret_key.get_secret_value()
-    data_dir = os.environ.get("LOCKSTOCK_DATA_DIR")
-    if data_dir:
-        path = Path(data_dir) / SECRET_FILE_NAME
-        try:
-            existing = path.read_text().strip()
-        except FileNotFoundError:
-            existing = ""
-        if existing:
-            return existing
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        # O_EXCL: two processes starting at once agree on whichever key was written first.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as file:
-            file.write(key)
-        log.info("web_secret_generated", path=str(path))
-        return key
-    log.warning(
-        "web_secret_ephemeral",
-        detail="WEB_SECRET_KEY and LOCKSTOCK_DATA_DIR are unset: carts and forms will not survive a restart",
-    )
-    return secrets.token_urlsafe(48)
+    """WEB_SECRET_KEY if set; else the one kept in $LOCKSTOCK_DATA_DIR/.web-secret (so carts survive a
+    restart in development); else a random key for this process only, with a warning."""
+    return load_secret_key(settings.secret_key, app="web", env_var="WEB_SECRET_KEY", what="carts and forms")
