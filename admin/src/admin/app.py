@@ -13,7 +13,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Scope
 
 from admin.access_pages import router as access_router
-from admin.gateway import BadRequestError, ForbiddenError, GatewayClient, GatewayError, UnauthenticatedError
+from admin.gateway import (
+    BadRequestError,
+    ForbiddenError,
+    GatewayClient,
+    GatewayError,
+    RateLimitedError,
+    UnauthenticatedError,
+)
 from admin.notification_pages import router as notification_router
 from admin.routes import render, router
 from admin.session import CsrfError, NotSignedInError, flash, sign_out
@@ -108,6 +115,18 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             "message": "This address was not understood; it may have been edited.",
         }
         return render(request, "error.html", context, status_code=400)
+
+    @app.exception_handler(RateLimitedError)
+    async def rate_limited(request: Request, exc: RateLimitedError) -> HTMLResponse:
+        # The sign-in page says it next to the form; any other page the gateway refused for now says so here.
+        wait = f"in {exc.retry_after} seconds" if exc.retry_after else "in a moment"
+        context = {
+            "title": "Too many requests",
+            "message": f"The gateway asks to slow down: try again {wait}.",
+        }
+        response = render(request, "error.html", context, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after or 1)
+        return response
 
     @app.exception_handler(GatewayError)
     async def gateway_down(request: Request, exc: GatewayError) -> HTMLResponse:
