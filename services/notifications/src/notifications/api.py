@@ -1,9 +1,10 @@
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from notifications import service
+from notifications.clock import Clock
 from notifications.events import EVENT_TYPES
 from notifications.schemas import (
     AlertRead,
@@ -14,6 +15,8 @@ from notifications.schemas import (
     EndpointRead,
     SalesReport,
 )
+from notifications.settings import NotificationsSettings
+from notifications.worker import Worker
 from servicekit.callers import allow
 from servicekit.db import SessionDep
 from servicekit.errors import PROBLEM_RESPONSES
@@ -31,6 +34,28 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Latest first")]
 Before = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only ids below this one (next page)")]
 
 
+async def _settings(request: Request) -> NotificationsSettings:
+    settings: NotificationsSettings = request.app.state.settings
+    return settings
+
+
+async def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def _worker(request: Request) -> Worker | None:
+    """The worker in this process, or None when it runs elsewhere (NOTIFICATIONS_WORKER_ENABLED=false)."""
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    return worker
+
+
+# async dependencies, as in the other services (a sync one would run in the thread pool).
+SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+WorkerDep = Annotated[Worker | None, Depends(_worker)]
+
+
 @router.get("/emails", response_model=list[EmailRead], tags=["emails"])
 async def list_emails(session: SessionDep, limit: Limit = 50, before: Before = None) -> list[EmailRead]:
     """What the worker sent (the admin's Outgoing mail page), latest first."""
@@ -43,9 +68,10 @@ async def list_emails(session: SessionDep, limit: Limit = 50, before: Before = N
     status_code=status.HTTP_201_CREATED,
     tags=["webhooks"],
 )
-async def create_endpoint(request: Request, session: SessionDep, body: EndpointCreate) -> EndpointCreated:
+async def create_endpoint(
+    session: SessionDep, settings: SettingsDep, body: EndpointCreate
+) -> EndpointCreated:
     """Register an endpoint. The answer carries its signing secret, this once only."""
-    settings = request.app.state.settings
     return await service.create_endpoint(
         await session.connection(), body, allow_private=settings.webhooks_allow_private
     )
@@ -85,10 +111,11 @@ async def list_deliveries(
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead, tags=["webhooks"])
-async def redeliver(request: Request, session: SessionDep, delivery_id: DeliveryId) -> DeliveryRead:
+async def redeliver(
+    session: SessionDep, clock: ClockDep, worker: WorkerDep, delivery_id: DeliveryId
+) -> DeliveryRead:
     """Send it again now, from the start of the retry schedule (same webhook-id)."""
-    delivery = await service.redeliver(await session.connection(), delivery_id, request.app.state.clock)
-    worker = getattr(request.app.state, "worker", None)
+    delivery = await service.redeliver(await session.connection(), delivery_id, clock)
     if worker is not None:
         worker.wake()
     return delivery
