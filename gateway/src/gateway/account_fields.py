@@ -18,7 +18,7 @@ from gateway.auth import (
     set_account_disabled,
 )
 from gateway.context import Context
-from gateway.errors import ErrorCode, UserError
+from gateway.errors import ErrorCode, UserError, invalid_input, no_such
 from gateway.ids import parse_id
 from gateway.permissions import IsAdmin, IsSignedIn
 from gateway.scopes import Scope
@@ -33,10 +33,6 @@ from gateway.types.login import (
 )
 
 log = structlog.get_logger()
-
-
-def _invalid(field: str, message: str) -> UserError:
-    return UserError(code=ErrorCode.INVALID_INPUT, field=field, message=message)
 
 
 @strawberry.type
@@ -113,7 +109,7 @@ class AccountsMutation:
                 ]
             )
         except ValueError as exc:
-            return LoginPayload(errors=[_invalid("newPassword", str(exc))])
+            return LoginPayload(errors=[invalid_input("newPassword", str(exc))])
         await context.limits.forget_sign_in_attempts(principal.username, context.client_address)
         token, expires_at = await context.tokens.issue(context.engine, principal)
         return LoginPayload(token=token, expires_at=expires_at, errors=[])
@@ -129,15 +125,12 @@ class AccountsMutation:
         context = info.context
         admin = context.require_admin()
         if disabled and username == admin.username:
-            return AccountPayload(errors=[_invalid("username", "You cannot disable your own account.")])
-        record = await set_account_disabled(context.engine, username[: MAX_USERNAME + 1], disabled)
+            return AccountPayload(errors=[invalid_input("username", "You cannot disable your own account.")])
+        record = await set_account_disabled(
+            context.engine, username[: MAX_USERNAME + 1], disabled, by=admin.username
+        )
         if record is None:
-            return AccountPayload(
-                errors=[
-                    UserError(code=ErrorCode.NOT_FOUND, field="username", message="There is no such account.")
-                ]
-            )
-        log.info("account_disabled_set", username=username, disabled=disabled, by=admin.username)
+            return AccountPayload(errors=no_such("username", "account"))
         return AccountPayload(account=Account.from_record(record), errors=[])
 
     @strawberry.mutation(
@@ -152,13 +145,14 @@ class AccountsMutation:
         errors = []
         name = name.strip()
         if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
-            errors.append(_invalid("name", f"Give the key a name of 1 to {MAX_NAME} printable characters."))
+            errors.append(
+                invalid_input("name", f"Give the key a name of 1 to {MAX_NAME} printable characters.")
+            )
         if not scopes:
-            errors.append(_invalid("scopes", "Choose at least one scope."))
+            errors.append(invalid_input("scopes", "Choose at least one scope."))
         if errors:
             return ApiKeyPayload(errors=errors)
-        record, key = await create_key(context.engine, name, scopes, admin.account_id)
-        log.info("api_key_created_by", api_key_id=record.id, by=admin.username)
+        record, key = await create_key(context.engine, name, scopes, admin.account_id, by=admin.username)
         return ApiKeyPayload(api_key=ApiKey.from_record(record), key=key, errors=[])
 
     @strawberry.mutation(
@@ -169,10 +163,7 @@ class AccountsMutation:
         context = info.context
         admin = context.require_admin()
         key_id = parse_id(id)
-        record = await revoke_key(context.engine, key_id) if key_id is not None else None
+        record = await revoke_key(context.engine, key_id, by=admin.username) if key_id is not None else None
         if record is None:
-            return ApiKeyPayload(
-                errors=[UserError(code=ErrorCode.NOT_FOUND, field="id", message="There is no such API key.")]
-            )
-        log.info("api_key_revoked_by", api_key_id=record.id, by=admin.username)
+            return ApiKeyPayload(errors=no_such("id", "API key"))
         return ApiKeyPayload(api_key=ApiKey.from_record(record), errors=[])

@@ -45,7 +45,7 @@ async def _create(url: str, username: str, password: str, role: Role) -> None:
 async def _set_disabled(url: str, username: str, disabled: bool) -> bool:
     engine = create_engine(GatewaySettings(database_url=url))
     try:
-        return await set_account_disabled(engine, username, disabled) is not None
+        return await set_account_disabled(engine, username, disabled, by="command line") is not None
     finally:
         await engine.dispose()
 

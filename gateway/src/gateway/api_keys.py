@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import Principal
 from gateway.errors import Unauthenticated
-from gateway.scopes import Scope
+from gateway.scopes import Scope, scopes_named
 
 log = structlog.get_logger()
 
@@ -49,7 +49,7 @@ def looks_like_key(token: str) -> bool:
 
 
 async def create_key(
-    engine: AsyncEngine, name: str, scopes: list[Scope], created_by: int | None
+    engine: AsyncEngine, name: str, scopes: list[Scope], created_by: int | None, *, by: str
 ) -> tuple[ApiKey, str]:
     """The stored key and the key itself (the only time it exists outside the caller's hands)."""
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
@@ -70,7 +70,7 @@ async def create_key(
             )
         ).one()
     key = ApiKey(**row._mapping)
-    log.info("api_key_created", api_key_id=key.id, scopes=key.scopes)
+    log.info("api_key_created", api_key_id=key.id, scopes=key.scopes, by=by)
     return key, f"{PREFIX}{prefix}_{secret}"
 
 
@@ -80,7 +80,7 @@ async def list_keys(engine: AsyncEngine) -> list[ApiKey]:
         return [ApiKey(**row._mapping) for row in rows]
 
 
-async def revoke_key(engine: AsyncEngine, key_id: int) -> ApiKey | None:
+async def revoke_key(engine: AsyncEngine, key_id: int, *, by: str) -> ApiKey | None:
     async with engine.begin() as conn:
         row = (
             await conn.execute(
@@ -93,7 +93,7 @@ async def revoke_key(engine: AsyncEngine, key_id: int) -> ApiKey | None:
         ).first()
     if row is None:
         return None
-    log.info("api_key_revoked", api_key_id=key_id)
+    log.info("api_key_revoked", api_key_id=key_id, by=by)
     return ApiKey(**row._mapping)
 
 
@@ -129,10 +129,9 @@ async def verify_key(engine: AsyncEngine, token: str) -> Principal:
             await conn.execute(
                 text("UPDATE auth.api_keys SET last_used_at = now() WHERE id = :id"), {"id": row.id}
             )
-    known = {scope.value: scope for scope in Scope}
     return Principal(
         username=f"api-key:{row.id}",
         role="api_key",
         api_key_id=row.id,
-        scopes=frozenset(known[name] for name in row.scopes if name in known),
+        scopes=frozenset(scopes_named(row.scopes)),
     )

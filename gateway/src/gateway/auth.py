@@ -104,6 +104,7 @@ class Principal:
 
 
 _ACCOUNT = text("SELECT id, password_hash, role, disabled_at FROM auth.accounts WHERE username = :u")
+_SET_HASH = text("UPDATE auth.accounts SET password_hash = :h WHERE id = :id")
 
 
 async def authenticate(engine: AsyncEngine, username: str, password: str) -> Principal | None:
@@ -136,10 +137,7 @@ async def _rehash_if_needed(engine: AsyncEngine, account_id: int, stored: str, p
     if _hasher.check_needs_rehash(stored):
         new_hash = await asyncio.to_thread(hash_password, password)
         async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE auth.accounts SET password_hash = :h WHERE id = :id"),
-                {"h": new_hash, "id": account_id},
-            )
+            await conn.execute(_SET_HASH, {"h": new_hash, "id": account_id})
 
 
 class WrongPassword(Exception):
@@ -160,10 +158,7 @@ async def change_password(engine: AsyncEngine, principal: Principal, current: st
         raise WrongPassword
     new_hash = await asyncio.to_thread(hash_password, new)
     async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE auth.accounts SET password_hash = :h WHERE id = :id"),
-            {"h": new_hash, "id": principal.account_id},
-        )
+        await conn.execute(_SET_HASH, {"h": new_hash, "id": principal.account_id})
         await conn.execute(_REVOKE_ALL, {"account": principal.account_id})
     log.info("password_changed", username=principal.username)
 
@@ -185,8 +180,11 @@ async def list_accounts(engine: AsyncEngine) -> list[Account]:
         return [Account(**row._mapping) for row in rows]
 
 
-async def set_account_disabled(engine: AsyncEngine, username: str, disabled: bool) -> Account | None:
-    """Disable (ending every session at once) or enable an account; None when there is no such account."""
+async def set_account_disabled(
+    engine: AsyncEngine, username: str, disabled: bool, *, by: str
+) -> Account | None:
+    """Disable (ending every session at once) or enable an account; None when there is no such account.
+    ``by``: who did it, for the log (an admin's username, or the command line)."""
     if not plausible_username(username):
         return None
     async with engine.begin() as conn:
@@ -204,7 +202,7 @@ async def set_account_disabled(engine: AsyncEngine, username: str, disabled: boo
             return None
         if disabled:
             await conn.execute(_REVOKE_ALL, {"account": row.id})
-    log.info("account_disabled" if disabled else "account_enabled", username=username)
+    log.info("account_disabled" if disabled else "account_enabled", username=username, by=by)
     return Account(**row._mapping)
 
 

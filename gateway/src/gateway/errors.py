@@ -77,6 +77,16 @@ class UserError:
     available: int | None = None
 
 
+def invalid_input(field: str, message: str) -> UserError:
+    """INVALID_INPUT about one argument (``field``, the schema's path to it)."""
+    return UserError(code=ErrorCode.INVALID_INPUT, field=field, message=message)
+
+
+def no_such(field: str, what: str) -> list[UserError]:
+    """NOT_FOUND for the thing ``field`` names: "There is no such {what}."."""
+    return [UserError(code=ErrorCode.NOT_FOUND, field=field, message=f"There is no such {what}.")]
+
+
 class TopLevelCode(StrEnum):
     """``extensions.code`` of top-level errors."""
 

@@ -12,7 +12,7 @@ import structlog
 from gateway.clients.base import UpstreamError
 from gateway.clients.orders import OrderRecord
 from gateway.context import Context
-from gateway.errors import UPSTREAM_CODES, ErrorCode, UserError
+from gateway.errors import UPSTREAM_CODES, ErrorCode, UserError, invalid_input, no_such
 from gateway.ids import parse_id
 from gateway.permissions import Requires
 from gateway.scopes import Scope
@@ -213,10 +213,6 @@ def _as_int(value: Any) -> int | None:
     )
 
 
-def _invalid(field: str, message: str) -> UserError:
-    return UserError(code=ErrorCode.INVALID_INPUT, field=field, message=message)
-
-
 def _given(value: str | None) -> str | None:
     """An optional string argument: None when absent (UNSET) or null."""
     return value if isinstance(value, str) else None
@@ -225,7 +221,9 @@ def _given(value: str | None) -> str | None:
 def _check_idempotency_key(key: str | None, field: str, errors: list[UserError]) -> None:
     if key is not None and not is_idempotency_key(key):
         errors.append(
-            _invalid(field, f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.")
+            invalid_input(
+                field, f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters."
+            )
         )
 
 
@@ -251,17 +249,17 @@ def _check_customer(customer: CustomerInput, errors: list[UserError]) -> dict[st
         value = raw.strip()
         given[name] = value or None
         if not value.isprintable():  # a NUL or a line break has no place on a label (PostgreSQL refuses NUL)
-            errors.append(_invalid(field, "Use printable characters only."))
+            errors.append(invalid_input(field, "Use printable characters only."))
         elif name == "email":
             if len(value) > MAX_EMAIL or not EMAIL_SHAPE.fullmatch(value):
-                errors.append(_invalid(field, "Enter an email address like name@example.com."))
+                errors.append(invalid_input(field, "Enter an email address like name@example.com."))
         elif name == "country":
             if not (len(value) == 2 and value.isascii() and value.isalpha()):
-                errors.append(_invalid(field, "Use the two-letter country code, e.g. GB or FR."))
+                errors.append(invalid_input(field, "Use the two-letter country code, e.g. GB or FR."))
         elif required and not value:
-            errors.append(_invalid(field, missing))
+            errors.append(invalid_input(field, missing))
         elif len(value) > MAX_TEXT:
-            errors.append(_invalid(field, f"At most {MAX_TEXT} characters."))
+            errors.append(invalid_input(field, f"At most {MAX_TEXT} characters."))
     return {
         "email": given["email"],
         "name": given["name"],
@@ -275,11 +273,11 @@ def _check_order_input(
     errors: list[UserError] = []
     lines: list[tuple[int, int]] = []
     if not 1 <= len(order.items) <= MAX_LINES:
-        errors.append(_invalid("input.items", f"An order has 1 to {MAX_LINES} items."))
+        errors.append(invalid_input("input.items", f"An order has 1 to {MAX_LINES} items."))
     for index, line in enumerate(order.items[:MAX_LINES]):
         product_id = parse_id(line.product_id)
         if product_id is None:
-            errors.append(_invalid(f"input.items.{index}.productId", "Not a product id."))
+            errors.append(invalid_input(f"input.items.{index}.productId", "Not a product id."))
             continue
         if not 1 <= line.qty <= MAX_QTY_PER_LINE:
             errors.append(
@@ -307,7 +305,7 @@ def _no_such_order(field: str) -> list[UserError]:
 def _no_such_product(field: str) -> ProductPayload:
     return ProductPayload(
         product=None,
-        errors=[UserError(code=ErrorCode.NOT_FOUND, field=field, message="There is no such product.")],
+        errors=no_such(field, "product"),
     )
 
 
@@ -436,10 +434,10 @@ class Mutation:
             return OrderPayload(order=None, errors=_no_such_order("input.orderId"))
         errors: list[UserError] = []
         if data.amount_cents < 1:
-            errors.append(_invalid("input.amountCents", "A refund is at least 1 cent."))
+            errors.append(invalid_input("input.amountCents", "A refund is at least 1 cent."))
         reason = (_given(data.reason) or "").strip() or None
         if reason is not None and len(reason) > MAX_REFUND_REASON:
-            errors.append(_invalid("input.reason", f"At most {MAX_REFUND_REASON} characters."))
+            errors.append(invalid_input("input.reason", f"At most {MAX_REFUND_REASON} characters."))
         _check_idempotency_key(data.idempotency_key, "input.idempotencyKey", errors)
         if errors:
             return OrderPayload(order=None, errors=errors)
@@ -502,7 +500,7 @@ class Mutation:
         }
         if len(given) != 1:
             return ProductPayload(
-                product=None, errors=[_invalid("input", "Give exactly one of setTo or delta.")]
+                product=None, errors=[invalid_input("input", "Give exactly one of setTo or delta.")]
             )
         record, errors = await upstream(
             info.context.inventory.adjust_stock(product_id, given), id_field="input.productId"

@@ -12,7 +12,7 @@ import strawberry
 from gateway.clients.base import UpstreamError
 from gateway.clients.notifications import MAX_LIMIT
 from gateway.context import Context
-from gateway.errors import BadRequest, ErrorCode, UserError
+from gateway.errors import BadRequest, UserError, invalid_input, no_such
 from gateway.ids import parse_id
 from gateway.mutations import upstream
 from gateway.permissions import Requires
@@ -161,14 +161,6 @@ class NotificationsQuery:
         return SalesReport.from_record(record)
 
 
-def _invalid(field: str, message: str) -> UserError:
-    return UserError(code=ErrorCode.INVALID_INPUT, field=field, message=message)
-
-
-def _no_such(field: str, what: str) -> list[UserError]:
-    return [UserError(code=ErrorCode.NOT_FOUND, field=field, message=f"There is no such {what}.")]
-
-
 @strawberry.type
 class NotificationsMutation:
     @strawberry.mutation(
@@ -187,13 +179,13 @@ class NotificationsMutation:
         text = description.strip() if isinstance(description, str) else ""
         errors: list[UserError] = []
         if not url:
-            errors.append(_invalid("url", "Enter the URL to send webhooks to."))
+            errors.append(invalid_input("url", "Enter the URL to send webhooks to."))
         elif len(url) > MAX_URL or not url.isprintable():
-            errors.append(_invalid("url", f"A URL is at most {MAX_URL} printable characters."))
+            errors.append(invalid_input("url", f"A URL is at most {MAX_URL} printable characters."))
         if not event_types:
-            errors.append(_invalid("eventTypes", "Choose at least one event type."))
+            errors.append(invalid_input("eventTypes", "Choose at least one event type."))
         if len(text) > MAX_DESCRIPTION or not text.isprintable():
-            errors.append(_invalid("description", f"At most {MAX_DESCRIPTION} printable characters."))
+            errors.append(invalid_input("description", f"At most {MAX_DESCRIPTION} printable characters."))
         if errors:
             return RegisterWebhookEndpointPayload(errors=errors)
         created, errors = await upstream(
@@ -219,7 +211,7 @@ class NotificationsMutation:
     ) -> DeleteWebhookEndpointPayload:
         endpoint_id = parse_id(id)
         if endpoint_id is None:
-            return DeleteWebhookEndpointPayload(errors=_no_such("id", "webhook endpoint"))
+            return DeleteWebhookEndpointPayload(errors=no_such("id", "webhook endpoint"))
         _, errors = await upstream(info.context.notifications.delete_endpoint(endpoint_id), id_field="id")
         if errors:
             return DeleteWebhookEndpointPayload(errors=errors)
@@ -235,7 +227,7 @@ class NotificationsMutation:
     ) -> RedeliverWebhookPayload:
         parsed = parse_id(delivery_id)
         if parsed is None:
-            return RedeliverWebhookPayload(errors=_no_such("deliveryId", "webhook delivery"))
+            return RedeliverWebhookPayload(errors=no_such("deliveryId", "webhook delivery"))
         record, errors = await upstream(
             info.context.notifications.redeliver(parsed), prefix="", id_field="deliveryId"
         )

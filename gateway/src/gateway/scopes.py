@@ -3,6 +3,7 @@
 Managing accounts and keys is no scope: only a signed-in admin (a person) does that, so a leaked key cannot
 mint itself a wider one."""
 
+from collections.abc import Iterable
 from enum import Enum
 
 import strawberry
@@ -19,6 +20,14 @@ class Scope(Enum):
     WEBHOOKS_WRITE = "webhooks:write"  # register, delete, redeliver
     SALES_READ = "sales:read"  # the sales report
 
+
+def scopes_named(names: Iterable[str]) -> list[Scope]:
+    """The scopes a stored key names, in its order; a name no longer known (a removed scope) grants
+    nothing."""
+    return [_BY_NAME[name] for name in names if name in _BY_NAME]
+
+
+_BY_NAME = {scope.value: scope for scope in Scope}
 
 # What each scope lets a key do, in the words the admin's key form shows.
 DESCRIPTIONS: dict[Scope, str] = {

@@ -5,7 +5,7 @@ import strawberry
 from gateway.api_keys import ApiKey as ApiKeyRecord
 from gateway.auth import Account as AccountRecord
 from gateway.errors import UserError
-from gateway.scopes import DESCRIPTIONS, Scope
+from gateway.scopes import DESCRIPTIONS, Scope, scopes_named
 
 
 @strawberry.type
@@ -55,12 +55,11 @@ class ApiKey:
 
     @classmethod
     def from_record(cls, record: ApiKeyRecord) -> "ApiKey":
-        known = {scope.value: scope for scope in Scope}
         return cls(
             id=strawberry.ID(str(record.id)),
             name=record.name,
             prefix=f"lsk_{record.prefix}",
-            scopes=[known[name] for name in record.scopes if name in known],
+            scopes=scopes_named(record.scopes),
             created_at=record.created_at,
             last_used_at=record.last_used_at,
             revoked_at=record.revoked_at,
