@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, Response
 from admin.gateway import AdminGateway
 from admin.routes import AdminDep, _place_errors, _text, not_found, redirect, render
 from admin.session import checked_form, flash, sign_in, signed_in_user
+from servicekit.rules import MAX_API_KEY_NAME, MAX_PASSWORD, MIN_PASSWORD
 
 router = APIRouter()
 
+# The gateway's rules (servicekit.rules), for the forms' own attributes and the messages next to the fields.
+_PASSWORD_BOUNDS = {"min_password": MIN_PASSWORD, "max_password": MAX_PASSWORD}
+
 _ID = re.compile(r"[0-9]{1,18}")
-MIN_PASSWORD = 12  # the gateway's rule; checked here too so the message sits next to the field
-MAX_PASSWORD = 1_024
-MAX_KEY_NAME = 100
 
 
 # --- Your password -----------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ MAX_KEY_NAME = 100
 
 @router.get("/account", response_class=HTMLResponse)
 async def account_page(request: Request, gateway: AdminDep) -> Response:
-    return render(request, "account.html", {"errors": {}})
+    return render(request, "account.html", {"errors": {}, **_PASSWORD_BOUNDS})
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -52,7 +53,7 @@ async def change_password_submit(request: Request, gateway: AdminDep) -> Respons
                 errors["current"] = "That is not your current password."
             else:
                 errors["new"] = error.message
-    return render(request, "account.html", {"errors": errors}, status_code=422)
+    return render(request, "account.html", {"errors": errors, **_PASSWORD_BOUNDS}, status_code=422)
 
 
 # --- Accounts ----------------------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ async def _keys_context(gateway: AdminGateway, **overrides: Any) -> dict[str, An
         "values": {"name": "", "scopes": []},
         "errors": {},
         "problems": [],
+        "max_name": MAX_API_KEY_NAME,
     }
     context.update(overrides)
     return context
@@ -111,8 +113,8 @@ async def create_api_key_submit(request: Request, gateway: AdminDep) -> Response
     errors: dict[str, str] = {}
     if not name:
         errors["name"] = "Name the key after what will use it, e.g. “warehouse sync”."
-    elif len(name) > MAX_KEY_NAME or not name.isprintable():
-        errors["name"] = f"At most {MAX_KEY_NAME} printable characters."
+    elif len(name) > MAX_API_KEY_NAME or not name.isprintable():
+        errors["name"] = f"At most {MAX_API_KEY_NAME} printable characters."
     if not chosen:
         errors["scopes"] = "Choose at least one scope."
     elif not set(chosen) <= {scope.scope for scope in scopes}:

@@ -8,7 +8,7 @@ end tokens at once. Only a signed-in admin (a person, not a key) manages account
 import strawberry
 import structlog
 
-from gateway.api_keys import MAX_NAME, create_key, list_keys, revoke_key
+from gateway.api_keys import create_key, list_keys, revoke_key
 from gateway.auth import (
     MAX_USERNAME,
     WrongPassword,
@@ -31,6 +31,7 @@ from gateway.types.login import (
     LoginPayload,
     SignOutPayload,
 )
+from servicekit.rules import MAX_API_KEY_NAME
 
 log = structlog.get_logger()
 
@@ -144,9 +145,9 @@ class AccountsMutation:
         admin = context.require_admin()
         errors = []
         name = name.strip()
-        if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
+        if not 1 <= len(name) <= MAX_API_KEY_NAME or not name.isprintable():
             errors.append(
-                invalid_input("name", f"Give the key a name of 1 to {MAX_NAME} printable characters.")
+                invalid_input("name", f"Give the key a name of 1 to {MAX_API_KEY_NAME} printable characters.")
             )
         if not scopes:
             errors.append(invalid_input("scopes", "Choose at least one scope."))

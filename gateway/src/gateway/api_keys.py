@@ -24,7 +24,6 @@ from gateway.scopes import Scope, scopes_named
 log = structlog.get_logger()
 
 PREFIX = "lsk_"
-MAX_NAME = 100
 _KEY = re.compile(r"lsk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _COLUMNS = "id, prefix, name, scopes, created_at, last_used_at, revoked_at"
 

@@ -28,14 +28,13 @@ from gateway.errors import RateLimited, ServiceUnavailable, Unauthenticated
 from gateway.metrics import PASSWORD_VERIFICATIONS
 from gateway.scopes import Scope
 from gateway.settings import GatewaySettings
+from servicekit.rules import MAX_PASSWORD, MIN_PASSWORD
 
 log = structlog.get_logger()
 
 Role = Literal["admin", "staff"]
 ROLES: tuple[Role, ...] = ("admin", "staff")
 MAX_USERNAME = 100
-MAX_PASSWORD = 1_024  # argon2 would hash a megabyte, slowly: longer passwords are simply wrong
-MIN_PASSWORD = 12
 ISSUER = "lockstock-gateway"
 
 _hasher = PasswordHasher()

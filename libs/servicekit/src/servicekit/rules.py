@@ -20,6 +20,11 @@ OrderStatus = Literal["PENDING", "PAYMENT_FAILED", "AUTHORIZED", "PAID", "REFUND
 # In lifecycle order (docs/adr/0004).
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 
+# Accounts and API keys (the gateway).
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1_024  # argon2 would hash a megabyte, slowly: longer passwords are simply wrong
+MAX_API_KEY_NAME = 100
+
 # Idempotency keys travel as an HTTP header, which carries ASCII: printable ASCII, 1 to 255 characters.
 MAX_IDEMPOTENCY_KEY = 255
 
