@@ -9,7 +9,6 @@ from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from strawberry.fastapi import BaseContext
 
 from gateway.api_keys import looks_like_key, verify_key
 from gateway.auth import Limits, Principal, Tokens, bearer_token
@@ -29,7 +28,7 @@ log = structlog.get_logger()
 
 
 @dataclass
-class Context(BaseContext):
+class Context:
     settings: GatewaySettings
     engine: AsyncEngine
     inventory: InventoryClient
@@ -45,9 +44,6 @@ class Context(BaseContext):
     # Why the credential sent was refused (UNAUTHENTICATED), or could not be checked (SERVICE_UNAVAILABLE):
     # raised by the first field that needs the caller, so public fields still answer.
     caller_refusal: GatewayError | None = None
-
-    def __post_init__(self) -> None:
-        super().__init__()
 
     def principal(self) -> Principal | None:
         """The caller: a signed-in person or an API key; None without a credential; the refusal for one that
