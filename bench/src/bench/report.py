@@ -118,6 +118,91 @@ def scaling_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cell(results: dict[str, Any], target: str, workload: str, concurrency: int) -> dict[str, Any] | None:
+    return next(
+        (
+            m
+            for m in results["results"]
+            if m["target"] == target and m["workload"] == workload and m["concurrency"] == concurrency
+        ),
+        None,
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    """Issue 13's targets, each against this run's own figures (a target whose cells were not run is left
+    out): the gateway against orders REST, CPU per order, the hot product against the best rate pgbench
+    reached on one row at any concurrency, the tail, and memory."""
+    measured = results["results"]
+    lines: list[str] = []
+    gateway = [m for m in measured if m["target"] == "gateway-graphql" and m.get("ratio_to_orders")]
+    if gateway:
+        worst = min(gateway, key=lambda m: m["ratio_to_orders"])
+        lines.append(
+            f"gateway placeOrder ÷ orders REST ≥ 0.5 on every cell: worst {worst['ratio_to_orders']:.2f} "
+            f"({worst['workload']} c={worst['concurrency']}) — {_verdict(worst['ratio_to_orders'] >= 0.5)}"
+        )
+        cpu = [
+            m["app_cpu_ms_per_order"]["gateway"] for m in gateway if "gateway" in m["app_cpu_ms_per_order"]
+        ]
+        if cpu:
+            lines.append(
+                f"gateway CPU per placeOrder ≤ 3 ms: {min(cpu):.1f}–{max(cpu):.1f} ms — "
+                f"{_verdict(max(cpu) <= 3)}"
+            )
+        tails = [m for m in gateway if m["concurrency"] == 32 and m["p50_ms"]]
+        if tails:
+            ratio = max(m["p99_ms"] / m["p50_ms"] for m in tails)
+            lines.append(
+                f"gateway p99 at c=32 under 10× its p50: worst {ratio:.1f}× — {_verdict(ratio < 10)}"
+            )
+    orders = [m for m in measured if m["target"] == "orders-http" and "orders" in m["app_cpu_ms_per_order"]]
+    if orders:
+        cpu = [m["app_cpu_ms_per_order"]["orders"] for m in orders]
+        lines.append(
+            f"orders REST CPU per order ≤ 1 ms (batched, 1 process): {min(cpu):.2f}–{max(cpu):.2f} ms — "
+            f"{_verdict(max(cpu) <= 1)}"
+        )
+    rest, textbook = (
+        _cell(results, "orders-http", "spread", 32),
+        _cell(results, "pgbench-textbook", "spread", 32),
+    )
+    if rest and textbook and textbook["ops"]:
+        ratio = rest["ops"] / textbook["ops"]
+        lines.append(
+            f"orders REST spread c=32 ≥ 0.5× pgbench textbook: {rest['ops']:,.0f}/s ÷ "
+            f"{textbook['ops']:,.0f}/s = {ratio:.2f}× — {_verdict(ratio >= 0.5)}"
+        )
+    ceiling = [m for m in measured if m["target"] == "pgbench-same-sql" and m["workload"] == "hot"]
+    if ceiling:
+        best = max(ceiling, key=lambda m: m["ops"])
+        for concurrency, goal in ((32, 1.0), (128, 3.0)):
+            cell = _cell(results, "orders-http", "hot", concurrency)
+            if cell and best["ops"]:
+                ratio = cell["ops"] / best["ops"]
+                lines.append(
+                    f"hot product c={concurrency} ≥ {goal:g}× the one-order-per-commit limit (best pgbench "
+                    f"PLACE_ORDER on one row: {best['ops']:,.0f}/s at c={best['concurrency']}): "
+                    f"{cell['ops']:,.0f}/s = {ratio:.2f}× — {_verdict(ratio >= goal)}"
+                )
+    hot = _cell(results, "orders-http", "hot", 32)
+    if hot:
+        lines.append(
+            f"orders REST hot c=32 p99 ≤ 100 ms: {hot['p99_ms']:.0f} ms — {_verdict(hot['p99_ms'] <= 100)}"
+        )
+    if rss := results.get("rss_mb"):
+        largest = max(mb for sizes in rss.values() for mb in sizes)
+        lines.append(
+            f"each app process's RSS after the bench ≤ 150 MB: largest {largest:.0f} MB — "
+            f"{_verdict(largest <= 150)}"
+        )
+    return lines
+
+
 def memory_line(results: dict[str, Any]) -> str | None:
     """Each app's resident memory at the end of the run; a multi-process app: supervisor + each worker."""
     rss = results.get("rss_mb")
@@ -157,6 +242,8 @@ def print_report(results: dict[str, Any]) -> None:
         say(line)
     if memory := memory_line(results):
         say(memory)
+    for line in target_lines(results):
+        say(f"target: {line}")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -178,6 +265,8 @@ def markdown(results: dict[str, Any]) -> str:
         extra.append(memory)
     if extra:
         lines += ["", *[f"- {line}" for line in extra]]
+    if goals := target_lines(results):
+        lines += ["", "Targets (issue 13), from this run:", "", *[f"- {line}" for line in goals]]
     return "\n".join(lines) + "\n"
 
 

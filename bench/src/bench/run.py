@@ -252,7 +252,7 @@ def scaling(system: System, options: Options, products: tuple[int, int], say: An
         key="inventory-paging",
     )
     paging: dict[str, Any] = {}
-    with httpx.Client(base_url=inventory.url, timeout=30) as client:
+    with httpx.Client(base_url=inventory.url, timeout=30, headers=system.gateway_headers) as client:
         for size in (1_000, options.big_catalogue):
             if size > 1_000:
                 say(f"  paging: growing the catalogue to {size:,} products (INSERT … SELECT generate_series)")
@@ -280,7 +280,9 @@ def scaling(system: System, options: Options, products: tuple[int, int], say: An
     say("  orders: 1 line vs 20 lines")
     low, high = products
     lines: dict[str, Any] = {}
-    with httpx.Client(base_url=system.apps["orders"].url, timeout=30) as client:
+    with httpx.Client(
+        base_url=system.apps["orders"].url, timeout=30, headers=system.gateway_headers
+    ) as client:
         for count in (1, 20):
             bodies = [
                 (
