@@ -286,14 +286,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for index, target in enumerate(targets):
         ops, p99 = [], []
         for workload, concurrency in cells:
-            match = next(
-                (
-                    m
-                    for m in measurements
-                    if m["target"] == target and m["workload"] == workload and m["concurrency"] == concurrency
-                ),
-                None,
-            )
+            match = _cell(results, target, workload, concurrency)
             ops.append(match["ops"] if match else 0)
             p99.append(match["p99_ms"] if match else 0)
         positions = [x + (index - (len(targets) - 1) / 2) * width for x in range(len(cells))]
