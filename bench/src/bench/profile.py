@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=60, help="inclusive frames listed (self: half as many)")
     parser.add_argument("--note", default="", help="a line saying what this profile is of (before/after …)")
     parser.add_argument("--out", type=Path, help="default bench/results/<app>-profile.txt")
+    parser.add_argument(
+        "--raw", type=Path, help="also keep py-spy's collapsed stacks here (for a flame graph)"
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy")
     if spy is None:
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         out.write_text("\n".join(header + rolled_up(samples.read_text(), args.top)) + "\n")
+        if args.raw:
+            shutil.copyfile(samples, args.raw)
         print(f"wrote {out}")
         print("\n".join(header))
     finally:

@@ -26,7 +26,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway.auth import Limits, Tokens
-from gateway.clients.base import UpstreamClient, build_http_client
+from gateway.clients.base import UpstreamClient, UpstreamHTTP, build_http_client
 from gateway.clients.inventory import InventoryClient
 from gateway.clients.notifications import NotificationsClient
 from gateway.clients.orders import OrdersClient
@@ -210,7 +210,7 @@ def create_app(
         engine = create_engine(settings)
         instrument_engine(engine, app.state.tracer_provider)
 
-        def http(name: str, base_url: str) -> httpx.AsyncClient:
+        def http(name: str, base_url: str) -> UpstreamHTTP:
             return build_http_client(
                 base_url,
                 transport=transports.get(name),

@@ -1,1 +1,1 @@
-"""One typed client per upstream service, each over one shared ``httpx.AsyncClient``."""
+"""One typed client per upstream service, each over one shared ``UpstreamHTTP``."""
