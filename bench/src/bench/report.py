@@ -129,6 +129,25 @@ def _cell(results: dict[str, Any], target: str, workload: str, concurrency: int)
     )
 
 
+def _best_orders(results: dict[str, Any], workload: str, concurrency: int) -> dict[str, Any] | None:
+    """The batched orders REST cell with the highest rate over the process counts run (orders-http,
+    orders-http-2p, …): issue 13 reaches its orders targets by using both cores."""
+    cells = [
+        m
+        for m in results["results"]
+        if (m["target"] == "orders-http" or re.fullmatch(r"orders-http-\d+p", m["target"]))
+        and m["workload"] == workload
+        and m["concurrency"] == concurrency
+    ]
+    return max(cells, key=lambda m: m["ops"], default=None)
+
+
+def _processes(cell: dict[str, Any]) -> str:
+    found = re.fullmatch(r".*-(\d+)p", cell["target"])
+    count = int(found.group(1)) if found else 1
+    return f"{count} process{'es' if count > 1 else ''}"
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
@@ -168,31 +187,32 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             f"{_verdict(max(cpu) <= 1)}"
         )
     rest, textbook = (
-        _cell(results, "orders-http", "spread", 32),
+        _best_orders(results, "spread", 32),
         _cell(results, "pgbench-textbook", "spread", 32),
     )
     if rest and textbook and textbook["ops"]:
         ratio = rest["ops"] / textbook["ops"]
         lines.append(
-            f"orders REST spread c=32 ≥ 0.5× pgbench textbook: {rest['ops']:,.0f}/s ÷ "
+            f"orders REST spread c=32 ≥ 0.5× pgbench textbook: {rest['ops']:,.0f}/s ({_processes(rest)}) ÷ "
             f"{textbook['ops']:,.0f}/s = {ratio:.2f}× — {_verdict(ratio >= 0.5)}"
         )
     ceiling = [m for m in measured if m["target"] == "pgbench-same-sql" and m["workload"] == "hot"]
     if ceiling:
         best = max(ceiling, key=lambda m: m["ops"])
         for concurrency, goal in ((32, 1.0), (128, 3.0)):
-            cell = _cell(results, "orders-http", "hot", concurrency)
+            cell = _best_orders(results, "hot", concurrency)
             if cell and best["ops"]:
                 ratio = cell["ops"] / best["ops"]
                 lines.append(
                     f"hot product c={concurrency} ≥ {goal:g}× the one-order-per-commit limit (best pgbench "
                     f"PLACE_ORDER on one row: {best['ops']:,.0f}/s at c={best['concurrency']}): "
-                    f"{cell['ops']:,.0f}/s = {ratio:.2f}× — {_verdict(ratio >= goal)}"
+                    f"{cell['ops']:,.0f}/s ({_processes(cell)}) = {ratio:.2f}× — {_verdict(ratio >= goal)}"
                 )
     hot = _cell(results, "orders-http", "hot", 32)
     if hot:
         lines.append(
-            f"orders REST hot c=32 p99 ≤ 100 ms: {hot['p99_ms']:.0f} ms — {_verdict(hot['p99_ms'] <= 100)}"
+            f"orders REST hot c=32 p99 ≤ 100 ms (1 process): {hot['p99_ms']:.0f} ms — "
+            f"{_verdict(hot['p99_ms'] <= 100)}"
         )
     if rss := results.get("rss_mb"):
         largest = max(mb for sizes in rss.values() for mb in sizes)
