@@ -76,12 +76,15 @@ def product_id(migrated_admin_url: str) -> int:
 @pytest.mark.parametrize(
     ("typed", "message"),
     [
-        ("1e999999", "The price can be at most 100,000,000.00."),
-        ("1e-999999999", "Use at most two decimal places."),
-        ("-1e999999", "The price cannot be negative."),
+        ("1e999999", "Enter a price like 12.50."),
+        ("1e-999999999", "Enter a price like 12.50."),
+        ("١٢", "Enter a price like 12.50."),
+        ("100000000.01", "The price can be at most 100,000,000.00."),
+        ("-0.01", "The price cannot be negative."),
+        ("1.005", "Use at most two decimal places."),
     ],
 )
-def test_a_price_no_decimal_can_hold_gets_the_message_next_to_the_field(
+def test_a_price_the_shop_cannot_take_gets_the_message_next_to_the_field(
     admin: httpx.Client, product_id: int, migrated_admin_url: str, typed: str, message: str
 ) -> None:
     before = query_row(migrated_admin_url, SNAPSHOT)
