@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import load
-from bench.load import HttpTarget, OrderCounter
+from bench.load import OrderCounter
 from bench.run import CATALOGUE, RESULTS, seed_catalogue
 from bench.system import System
 
@@ -77,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         products = seed_catalogue(system.admin_url, CATALOGUE)
         system.start_services(want_gateway=args.app == "gateway", processes=[1])
         app = system.apps[args.app]
-        gateway = args.app == "gateway"
-        target = HttpTarget(
-            args.app,
-            app.url,
-            "/graphql" if gateway else "/orders",
-            load.GRAPHQL_BODY if gateway else load.ORDER_BODY,
-            {} if gateway else system.gateway_headers,
-        )
+        target = system.http_target(args.app, args.app)
         counter = OrderCounter(system.admin_url)
         pids = {key: each.process.pid for key, each in system.apps.items()}
         common = {

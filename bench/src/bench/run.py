@@ -110,15 +110,7 @@ def throughput(system: System, options: Options, products: tuple[int, int], say:
     http_targets: list[tuple[HttpTarget, str]] = []
     for name, app_key, orders_key in paths:
         if app_key in system.apps:
-            gateway = name.startswith("gateway")
-            http_target = HttpTarget(
-                name,
-                system.apps[app_key].url,
-                "/graphql" if gateway else "/orders",
-                load.GRAPHQL_BODY if gateway else load.ORDER_BODY,
-                {} if gateway else system.gateway_headers,
-            )
-            http_targets.append((http_target, orders_key))
+            http_targets.append((system.http_target(name, app_key), orders_key))
     generator = (
         load.python_generator if options.force_python_generator or not load.wrk_available() else load.wrk
     )

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.load import GRAPHQL_BODY, ORDER_BODY, HttpTarget
 from devstack.embedded import EmbeddedPostgres, free_port
 from lockstock_db import database
 from lockstock_db.credentials import CALLING_APPS, credential_environment
@@ -105,6 +106,18 @@ class System:
     def gateway_headers(self) -> dict[str, str]:
         """What the HTTP generator sends to orders: the gateway's credential, as the gateway would."""
         return {"Authorization": f"Bearer {self.tokens['gateway']}"}
+
+    def http_target(self, name: str, app_key: str) -> HttpTarget:
+        """What wrk drives on app ``app_key``: placeOrder over GraphQL on a gateway (it needs no credential:
+        the shop's callers send none), POST /orders with the gateway's credential on an orders app."""
+        gateway = app_key.startswith("gateway")
+        return HttpTarget(
+            name,
+            self.apps[app_key].url,
+            "/graphql" if gateway else "/orders",
+            GRAPHQL_BODY if gateway else ORDER_BODY,
+            {} if gateway else self.gateway_headers,
+        )
 
     def extra_database(self, name: str) -> dict[str, str]:
         """Another migrated database in the same cluster; returns its service URLs (and "admin")."""
