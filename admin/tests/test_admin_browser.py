@@ -596,6 +596,7 @@ def test_the_gateway_down_shows_a_friendly_page_with_the_request_id(
         page.get_by_role("button", name="Sign in").click()
     response = posted.value
     assert response.status == 503
+    assert response.headers["retry-after"] == "5"
     assert page.get_by_role("heading", level=1).inner_text() == "The shop's back office is not answering"
     assert page.locator("code").inner_text() == response.headers["x-request-id"]
     assert "Traceback" not in page.content()

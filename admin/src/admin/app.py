@@ -130,7 +130,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def gateway_down(request: Request, exc: GatewayError) -> HTMLResponse:
-        return render(
+        response = render(
             request,
             "error.html",
             {
@@ -139,6 +139,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             },
             status_code=503,
         )
+        response.headers["Retry-After"] = str(exc.retry_after or 5)  # as the web shop answers its 503
+        return response
 
     return finish_ui_app(
         app,

@@ -74,7 +74,12 @@ def refundable_cents(order: Order) -> int:
 
 
 class GatewayError(Exception):
-    """The gateway could not answer usefully (down, slow, masked internal error, malformed answer)."""
+    """The gateway could not answer usefully (down, slow, masked internal error, malformed answer);
+    ``retry_after``: the seconds it asked for when it said its dependency is down (SERVICE_UNAVAILABLE)."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RefusedError(Exception):
@@ -114,6 +119,11 @@ def _answer_error(exc: GraphQLErrorAnswer) -> Exception:
         retry_after = extensions.get("retryAfter")
         return RateLimitedError(int(retry_after) if retry_after is not None else None)
     log.warning("gateway_error", code=code, message=message)
+    if code in {"SERVICE_UNAVAILABLE", "UNAVAILABLE", "PAYMENT_UNAVAILABLE"}:
+        retry = extensions.get("retryAfter")
+        return GatewayError(
+            message or "the gateway is unavailable", retry_after=retry if isinstance(retry, int) else None
+        )
     return GatewayError(message or "the gateway reported an error")
 
 
