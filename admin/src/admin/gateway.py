@@ -43,7 +43,7 @@ from admin.graphql_client import (
     WebhookEndpointFields,
     WebhookEndpointWebhookEndpoint,
 )
-from servicekit.graphql_client import GraphQLErrorAnswer, GraphQLTransportError, gateway_ready
+from servicekit.graphql_client import GraphQLErrorAnswer, GraphQLTransportError, gateway_ready, refusal
 from servicekit.rules import OrderStatus as OrderStatusName
 
 log = structlog.get_logger()
@@ -105,26 +105,21 @@ class RateLimitedError(RefusedError):
 
 
 def _answer_error(exc: GraphQLErrorAnswer) -> Exception:
-    answer = exc.answer
-    if not answer.errors:
-        return GatewayError(f"the gateway answered {answer.status}")
-    code, message, extensions = answer.first_error
-    if code == "UNAUTHENTICATED":
-        return UnauthenticatedError(message)
-    if code == "FORBIDDEN":
-        return ForbiddenError(message)
-    if code == "BAD_REQUEST":
-        return BadRequestError(message)
-    if code == "RATE_LIMITED":
-        retry_after = extensions.get("retryAfter")
-        return RateLimitedError(int(retry_after) if retry_after is not None else None)
-    log.warning("gateway_error", code=code, message=message)
-    if code in {"SERVICE_UNAVAILABLE", "UNAVAILABLE", "PAYMENT_UNAVAILABLE"}:
-        retry = extensions.get("retryAfter")
-        return GatewayError(
-            message or "the gateway is unavailable", retry_after=retry if isinstance(retry, int) else None
-        )
-    return GatewayError(message or "the gateway reported an error")
+    if not exc.answer.errors:
+        return GatewayError(f"the gateway answered {exc.answer.status}")
+    refused = refusal(exc)
+    if refused.code == "UNAUTHENTICATED":
+        return UnauthenticatedError(refused.message)
+    if refused.code == "FORBIDDEN":
+        return ForbiddenError(refused.message)
+    if refused.code == "BAD_REQUEST":
+        return BadRequestError(refused.message)
+    if refused.code == "RATE_LIMITED":
+        return RateLimitedError(refused.retry_after)
+    log.warning("gateway_error", code=refused.code, message=refused.message)
+    if refused.retryable:
+        return GatewayError(refused.message or "the gateway is unavailable", retry_after=refused.retry_after)
+    return GatewayError(refused.message or "the gateway reported an error")
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from servicekit.graphql_client import (
     GraphQLErrorAnswer,
     GraphQLTransportError,
     gateway_ready,
+    refusal,
 )
 from web.graphql_client import (
     AuthorizePaymentAuthorizePayment,
@@ -88,24 +89,21 @@ def _transport_error(exc: GraphQLTransportError) -> GatewayError:
 
 
 def _answer_error(exc: GraphQLErrorAnswer) -> GatewayError:
-    answer = exc.answer
-    if not answer.errors:
+    if not exc.answer.errors:
         return GatewayError("The gateway answered without data.")
-    code, message, extensions = answer.first_error
-    log.warning("gateway_graphql_error", code=code, message=message)
-    if code == "RATE_LIMITED":
-        retry = extensions.get("retryAfter")
+    refused = refusal(exc)
+    log.warning("gateway_graphql_error", code=refused.code, message=refused.message)
+    if refused.code == "RATE_LIMITED":
         return GatewayUnavailableError(
-            "Too many requests right now.", code=code, retry_after=int(retry) if retry else None
+            "Too many requests right now.", code=refused.code, retry_after=refused.retry_after
         )
-    if code == "BAD_REQUEST":
-        return GatewayBadRequestError(message or "Bad request", code=code)
-    if code in {"PAYMENT_UNAVAILABLE", "UNAVAILABLE", "SERVICE_UNAVAILABLE"}:
-        retry = extensions.get("retryAfter")
+    if refused.code == "BAD_REQUEST":
+        return GatewayBadRequestError(refused.message or "Bad request", code=refused.code)
+    if refused.retryable:
         return GatewayUnavailableError(
-            message or "Unavailable", code=code, retry_after=retry if isinstance(retry, int) else None
+            refused.message or "Unavailable", code=refused.code, retry_after=refused.retry_after
         )
-    return GatewayError(message or "GraphQL error", code=code)
+    return GatewayError(refused.message or "GraphQL error", code=refused.code)
 
 
 @contextmanager
