@@ -2,54 +2,27 @@
 message next to the field where there is one), never a 500, and nothing changed by a refusal."""
 
 import html
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from admin.app import create_app
-from admin.settings import AdminSettings
 from devstack.hostile import hostile_forms
-from devstack.testing import LiveServer, query_row
+from devstack.testing import csrf_token, query_row
 from servicekit.sync import run_sync
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SNAPSHOT = (
     "SELECT count(*), coalesce(sum(stock_qty), 0), coalesce(sum(price_cents), 0),"
     " coalesce(sum(low_stock_threshold), 0), count(low_stock_threshold) FROM inventory.products"
 )
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = _CSRF.search(page.text)
-    assert found, page.text[:500]
-    return html.unescape(found.group(1))
-
-
 @pytest.fixture(scope="module")
-def admin(
-    gateway_url: str,
-    admin_credentials: tuple[str, str],
-    credential_settings: Callable[[str], dict[str, Any]],
-) -> Iterator[httpx.Client]:
-    """An httpx client signed in to an admin of its own (its cookie not Secure: httpx keeps Secure cookies to
-    https), cookies kept, redirects not followed. The admin calls the gateway with its credential."""
-    settings = AdminSettings(
-        gateway_url=f"{gateway_url}/graphql",
-        secret_key="hostile-admin",
-        cookie_secure=False,
-        **credential_settings("admin"),
-    )
-    with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        username, password = admin_credentials
-        token = _csrf(client.get("/sign-in"))
-        signed_in = client.post(
-            "/sign-in", data={"csrf_token": token, "username": username, "password": password, "next": "/"}
-        )
-        assert signed_in.status_code == 303, signed_in.text[:500]
+def admin(gateway_url: str, signed_in_admin: Any) -> Iterator[httpx.Client]:
+    """An httpx client signed in to an admin of its own over the suite's gateway (conftest's fixture)."""
+    with signed_in_admin(f"{gateway_url}/graphql", "hostile-admin") as client:
         yield client
 
 
@@ -88,7 +61,7 @@ def test_a_price_the_shop_cannot_take_gets_the_message_next_to_the_field(
     admin: httpx.Client, product_id: int, migrated_admin_url: str, typed: str, message: str
 ) -> None:
     before = query_row(migrated_admin_url, SNAPSHOT)
-    token = _csrf(admin.get(f"/products/{product_id}"))
+    token = csrf_token(admin.get(f"/products/{product_id}").text)
     response = admin.post(
         f"/products/{product_id}", data={"csrf_token": token, "name": "Hostile", "price": typed}
     )
@@ -98,7 +71,7 @@ def test_a_price_the_shop_cannot_take_gets_the_message_next_to_the_field(
 
 
 def test_a_body_over_the_cap_is_refused_unread(admin: httpx.Client, product_id: int) -> None:
-    token = _csrf(admin.get(f"/products/{product_id}"))
+    token = csrf_token(admin.get(f"/products/{product_id}").text)
     big = {"csrf_token": token, "name": "x" * 20_000, "price": "1"}
     assert admin.post(f"/products/{product_id}", data=big).status_code == 413
 
@@ -133,7 +106,7 @@ def test_hostile_admin_forms_get_a_4xx_page_and_change_nothing(
         "stock": (f"/products/{product_id}/stock", {"mode": "add", "quantity": "0"}),
         "new": ("/products/new", {"name": "Hostile new", "price": "1.00", "stock": "1"}),
     }[form]
-    token = _csrf(admin.get(f"/products/{product_id}"))
+    token = csrf_token(admin.get(f"/products/{product_id}").text)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
@@ -160,7 +133,7 @@ def test_a_hostile_webhook_form_gets_a_4xx_page_and_registers_nothing(
     # A form the admin accepts and the worker refuses (a URL with credentials): whatever a hostile client
     # does to it, nothing is registered.
     valid = {"url": "https://user:pw@example.com/hook", "event_types": "order.paid", "description": "x"}
-    token = _csrf(admin.get("/webhooks"))
+    token = csrf_token(admin.get("/webhooks").text)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
@@ -187,7 +160,7 @@ def test_a_mail_or_webhook_page_that_does_not_exist_is_a_404_page(admin: httpx.C
 
 
 def test_a_redeliver_or_delete_of_nothing_is_a_404_page(admin: httpx.Client) -> None:
-    token = _csrf(admin.get("/webhooks"))
+    token = csrf_token(admin.get("/webhooks").text)
     for path in (
         "/webhooks/99999999999999/delete",
         "/webhooks/1/deliveries/99999999999999/redeliver",
@@ -215,7 +188,7 @@ PASSWORDS = "SELECT string_agg(password_hash, ',' ORDER BY id) FROM auth.account
 def test_hostile_access_forms_get_a_4xx_page_and_change_nothing(
     admin: httpx.Client, migrated_admin_url: str, path: str, valid: dict[str, str], snapshot: str
 ) -> None:
-    token = _csrf(admin.get("/api-keys"))
+    token = csrf_token(admin.get("/api-keys").text)
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(request=hostile_forms({"csrf_token": token, **valid}, keep=frozenset({"csrf_token"})))
@@ -234,7 +207,7 @@ def test_hostile_access_forms_get_a_4xx_page_and_change_nothing(
 
 
 def test_revoking_a_key_that_does_not_exist_is_a_404_page(admin: httpx.Client) -> None:
-    token = _csrf(admin.get("/api-keys"))
+    token = csrf_token(admin.get("/api-keys").text)
     for path in ("/api-keys/99999999999999/revoke", "/api-keys/nope/revoke"):
         response = admin.post(path, data={"csrf_token": token})
         assert response.status_code == 404, (path, response.text[:300])

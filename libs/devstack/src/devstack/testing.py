@@ -8,6 +8,7 @@
 
 import asyncio
 import fnmatch
+import html
 import importlib.util
 import json
 import os
@@ -349,6 +350,17 @@ def forged_credentials(tokens: dict[str, str], genuine: str) -> dict[str, dict[s
 def forged_credential_names(genuine: str) -> list[str]:
     """The names forged_credentials gives (for a hypothesis strategy, before the tokens exist)."""
     return sorted(forged_credentials(dict.fromkeys(CALLING_APPS, "token"), genuine))
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form in a page the shop or the admin served (its hidden csrf_token field),
+    for a test that posts the form over plain HTTP."""
+    found = _CSRF_FIELD.search(page)
+    assert found, page[:500]
+    return html.unescape(found.group(1))
 
 
 def query_row(admin_url: str, sql: str) -> tuple[Any, ...]:
