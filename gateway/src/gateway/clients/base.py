@@ -68,8 +68,8 @@ class UpstreamHTTP:
     A request goes straight to the transport's public interface (``handle_async_request``), not through
     ``httpx.AsyncClient``: the gateway uses none of the client's per-request machinery (merging the URL with a
     base, a cookie jar read and written through urllib's, auth and redirect flows, event hooks), and on a
-    placeOrder that machinery was ~0.25 ms of CPU, over a tenth of the gateway's (bench/results/
-    gateway-profile.txt). The request and the response are still httpx's."""
+    placeOrder that machinery was ~0.5 ms of CPU, a quarter of the gateway's (in-process, 1.9 → 1.25–1.45 ms;
+    ADR 0013). The request and the response are still httpx's."""
 
     def __init__(
         self,
